@@ -1,0 +1,141 @@
+"""Small blocks shared by the super-resolution backbones (SwinIR, RCAN, EDSR).
+
+- ``Upsample``: the BasicSR pixel-shuffle upsampler (conv + PixelShuffle per factor of 2, or one x3 step);
+  its sub-module indices (``upsample.0``, ``upsample.2``, ...) are those of BasicSR checkpoints.
+- ``mean_tensor``: the dataset RGB mean as a (1, C, 1, 1) tensor, which every network here subtracts before
+  the first conv and adds back after the last.
+- ``pad_to_multiple``: reflect-pad the bottom/right of an image so both sides are multiples of a number.
+- ``drop_mean_shift``: check and remove the ``sub_mean``/``add_mean`` 1x1 convs that EDSR-PyTorch style
+  checkpoints (official EDSR and RCAN releases) carry, since our networks compute the mean shift directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+"""Mean RGB value of the DIV2K training set in [0, 1], the ``rgb_mean`` default of BasicSR and EDSR-PyTorch."""
+
+
+def is_power_of_two(value: int) -> bool:
+    return value >= 1 and (value & (value - 1)) == 0
+
+
+def check_pixel_shuffle_scale(scale: int, option: str = "upscale") -> None:
+    """Raise unless ``scale`` is one the step-wise pixel-shuffle upsampler supports (2**n or 3)."""
+    if not isinstance(scale, int) or isinstance(scale, bool) or not (is_power_of_two(scale) or scale == 3):
+        raise ValueError(f"{option}={scale!r} is not supported: expected a power of two (1, 2, 4, 8, ...) or 3")
+
+
+class Upsample(nn.Sequential):
+    """Pixel-shuffle upsampler of BasicSR: ``log2(scale)`` x [conv 3x3 -> 4C, PixelShuffle(2)], or for x3
+    one [conv 3x3 -> 9C, PixelShuffle(3)].
+
+    Input (N, num_feat, H, W) -> output (N, num_feat, scale*H, scale*W).
+    """
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        check_pixel_shuffle_scale(scale, "scale")
+        layers: list[nn.Module] = []
+        if is_power_of_two(scale):
+            for _ in range(int(math.log2(scale))):
+                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+        else:  # scale == 3
+            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+        super().__init__(*layers)
+
+
+def mean_tensor(rgb_mean: Sequence[float], num_in_ch: int, num_out_ch: int) -> torch.Tensor:
+    """The per-channel mean as a (1, C, 1, 1) float32 tensor.
+
+    It is subtracted from the (num_in_ch channel) input and added to the (num_out_ch channel) output, so it
+    must broadcast with both: C is 1, or C equals both channel counts.
+    """
+    values = [float(value) for value in rgb_mean]
+    if len(values) != 1 and not (len(values) == num_in_ch == num_out_ch):
+        raise ValueError(
+            f"rgb_mean has {len(values)} values but the network has num_in_ch={num_in_ch}, num_out_ch={num_out_ch}:"
+            " expected one value, or one per channel with num_in_ch == num_out_ch"
+        )
+    return torch.tensor(values, dtype=torch.float32).view(1, len(values), 1, 1)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom and right of (N, C, H, W) ``image`` so H and W become multiples of ``multiple``.
+
+    Reflection padding (as the official SwinIR repository's ``check_image_size``) keeps image statistics
+    near the border; it needs the pad to be smaller than the side, so a side that needs a pad of at least
+    its own length (tiny inputs, e.g. 3 pixels padded to 8) is replicate-padded instead. Returns the image
+    unchanged (the same tensor) when both sides are already multiples.
+    """
+    height, width = image.shape[-2:]
+    pad_height = (multiple - height % multiple) % multiple
+    pad_width = (multiple - width % multiple) % multiple
+    if pad_height == 0 and pad_width == 0:
+        return image
+    # F.pad pads the last dimension first: (left, right, top, bottom). Pad each side separately so that a
+    # side which can be reflected is reflected even when the other one must be replicated.
+    if pad_width:
+        mode = "reflect" if pad_width < width else "replicate"
+        image = F.pad(image, (0, pad_width, 0, 0), mode=mode)
+    if pad_height:
+        mode = "reflect" if pad_height < height else "replicate"
+        image = F.pad(image, (0, 0, 0, pad_height), mode=mode)
+    return image
+
+
+def drop_mean_shift(
+    state_dict: Mapping[str, torch.Tensor], img_range: float, rgb_mean: Sequence[float]
+) -> dict[str, torch.Tensor]:
+    """Return ``state_dict`` without the EDSR-PyTorch ``sub_mean.*``/``add_mean.*`` keys, after checking them.
+
+    EDSR-PyTorch (and the official RCAN code) implement the mean shift as frozen 1x1 convs on images in
+    [0, img_range]: ``sub_mean`` has weight eye(3) and bias ``-img_range * mean``, ``add_mean`` the same
+    weight and bias ``+img_range * mean`` (rgb_std = 1). Our networks compute ``(x - mean) * img_range`` and
+    ``y / img_range + mean`` instead, which is the same function, so the convs can be dropped, but only if
+    they hold exactly that shift; anything else (another mean, a std other than 1) would silently change
+    the network, so it raises. Checkpoints without these keys are accepted as they are.
+    """
+    expected_weight = torch.eye(3).view(3, 3, 1, 1)
+    mean = torch.tensor([float(value) for value in rgb_mean], dtype=torch.float64)
+    for prefix, sign in (("sub_mean", -1.0), ("add_mean", 1.0)):
+        weight_key, bias_key = f"{prefix}.weight", f"{prefix}.bias"
+        present = [key for key in (weight_key, bias_key) if key in state_dict]
+        if not present:
+            continue
+        if len(present) == 1:
+            raise KeyError(f"checkpoint has {present[0]!r} but not its pair: expected both {weight_key!r} and {bias_key!r}")
+        weight, bias = state_dict[weight_key].double(), state_dict[bias_key].double()
+        expected_bias = sign * img_range * mean
+        if weight.shape != expected_weight.shape or not torch.allclose(weight, expected_weight.double(), atol=1e-6):
+            raise ValueError(
+                f"{weight_key!r} is not the identity 1x1 conv (rgb_std = 1) that the mean shift of this network "
+                f"assumes; got shape {tuple(weight.shape)}"
+            )
+        if bias.shape != expected_bias.shape or not torch.allclose(bias, expected_bias, atol=1e-4):
+            raise ValueError(
+                f"{bias_key!r} = {bias.tolist()} does not match the expected mean shift {expected_bias.tolist()} "
+                f"(sign {sign:+.0f} * img_range {img_range} * rgb_mean {list(rgb_mean)}); construct the network with "
+                "the img_range and rgb_mean this checkpoint was trained with"
+            )
+    return {key: value for key, value in state_dict.items() if not key.startswith(("sub_mean.", "add_mean."))}
+
+
+def convert_pixel_shuffle_tail(key: str, new_prefix: str, old_prefix: str = "tail.0.") -> str | None:
+    """Map an EDSR-PyTorch upsampler key (``tail.0.{i}.weight``) to ours (``upsample.{i}.weight``).
+
+    The two Sequentials hold the same [conv, shuffle, conv, shuffle, ...] list, so indices carry over.
+    Returns None when ``key`` is not an upsampler key.
+    """
+    if not key.startswith(old_prefix):
+        return None
+    rest = key[len(old_prefix):]
+    index, _, parameter = rest.partition(".")
+    if not index.isdigit() or parameter not in ("weight", "bias"):
+        return None
+    return f"{new_prefix}{index}.{parameter}"
