@@ -1,0 +1,7 @@
+"""``python -m dckd`` (and ``torchrun -m dckd train CONFIG``)."""
+
+import sys
+
+from dckd.cli import main
+
+sys.exit(main())
