@@ -138,6 +138,8 @@ def build_dataset(spec: DatasetConfig, scale: int, lq_patch_size: int | None, au
     if spec.kind == "synthetic":
         from dckd.data.synthetic_dataset import SyntheticDataset
 
+        if scale != 1:
+            raise ConfigError(f"dataset {spec.gt_dir}: synthetic {spec.synthetic_task} pairs need data.scale 1, got {scale}")
         return SyntheticDataset(data.hr_folder(spec.gt_dir, 1, **options), spec.synthetic_task, seed)
     raise ConfigError(f"unknown dataset kind {spec.kind!r}")
 

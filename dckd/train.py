@@ -142,8 +142,9 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
     progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else open("/dev/null", "w"))
     say = progress.message if context.is_main else (lambda text: None)
 
-    # ---- seeds: process r draws from seed + r (data order and augmentations depend on the keys only).
-    torch.manual_seed(options.seed + context.rank)
+    # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
+    # draws from seed + r (drop-path). Data order and augmentations depend on the sample keys only.
+    torch.manual_seed(options.seed)
 
     # ---- data (everything is checked before anything is written to the run folder)
     if config.data.train is None:
@@ -161,6 +162,15 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
             validation_sets = [_check_data(config, dataset, say) for dataset in validation_sets]
         train_set, validation_sets = distributed.broadcast_object((train_set, validation_sets), context)
 
+    if config.teacher_cache.enabled:
+        from dckd.teacher_cache import attach
+
+        if context.is_main:
+            say(f"teacher-output cache: {attach(config, train_set, device, say)}")
+        distributed.barrier(context)
+        if not context.is_main:
+            attach(config, train_set, device, say)
+
     # ---- networks: the student trains; teacher, VQGAN (and EMA, history) are frozen and never wrapped.
     needs_teacher, needs_vqgan = _method_needs(config)
     student = build_network(config.student, "student").to(device)
@@ -171,6 +181,7 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
             if network is not None:
                 network.to(memory_format=torch.channels_last)
     ema = frozen_copy(student) if options.ema_decay > 0 else None
+    torch.manual_seed(options.seed + context.rank)
     trained = student
     if context.is_distributed:
         trained = torch.nn.parallel.DistributedDataParallel(

@@ -50,7 +50,12 @@ from dckd.data.folders import (
 )
 from dckd.data.image_io import DEFAULT_MAX_PIXELS, DatasetError, decode_image
 from dckd.data.transforms import augment as augment_tensors
-from dckd.data.transforms import check_scale_consistent, paired_center_crop, paired_random_crop
+from dckd.data.transforms import (
+    center_crop_origin,
+    check_scale_consistent,
+    paired_crop,
+    random_crop_origin,
+)
 from dckd.imresize import bicubic_degrade, imresize, modcrop
 
 SampleKey = int | tuple[int, int]
@@ -97,6 +102,10 @@ class RestorationDataset(Dataset):
         self.sample_names = _unique_names(self.gt_paths)
         # Per process: with DataLoader workers, each worker fills its own copy (see the subclasses).
         self._cache: dict[Path, np.ndarray] = {}
+        # Optional extra target aligned with GT (the teacher-output cache, ``dckd.teacher_cache``): an object
+        # with ``load(gt_path) -> (C, H*scale, W*scale) array``; cropped and augmented exactly like GT and
+        # returned as ``"teacher_output"``.
+        self.teacher_outputs = None
 
     def __len__(self) -> int:
         return len(self.gt_paths)
@@ -106,17 +115,28 @@ class RestorationDataset(Dataset):
         # Crop the stored integer pixels (CHW views, no copy) and convert only the patch to float:
         # converting a whole 2K image per sample would cost more than decoding it.
         lq, gt = self.load_pixels(index)
+        extra = None if self.teacher_outputs is None else self.teacher_outputs.load(self.gt_paths[index])
+        if extra is not None and tuple(extra.shape[-2:]) != tuple(gt.shape[-2:]):
+            raise DatasetError(f"teacher-output cache for '{self.gt_paths[index]}' is {tuple(extra.shape[-2:])}, "
+                               f"the GT image is {tuple(gt.shape[-2:])}: the cache does not belong to this data")
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         label = self._describe(index)
         if self.lq_patch_size is not None:
             if generator is None:
-                lq, gt = paired_center_crop(lq, gt, self.lq_patch_size, self.scale, name=label)
+                top, left = center_crop_origin(lq, self.lq_patch_size, name=label)
             else:
-                lq, gt = paired_random_crop(lq, gt, self.lq_patch_size, self.scale, generator, name=label)
-        lq, gt = _chw_tensor(lq), _chw_tensor(gt)
+                top, left = random_crop_origin(lq, self.lq_patch_size, generator, name=label)
+            lq_patch, gt = paired_crop(lq, gt, self.lq_patch_size, self.scale, top, left)
+            if extra is not None:
+                extra = paired_crop(lq, extra, self.lq_patch_size, self.scale, top, left)[1]
+            lq = lq_patch
+        tensors = [_chw_tensor(lq), _chw_tensor(gt)] + ([] if extra is None else [_chw_tensor(extra)])
         if self.augment and generator is not None:
-            lq, gt = augment_tensors([lq, gt], generator)
-        return {"lq": lq, "gt": gt, "name": self.sample_names[index]}
+            tensors = augment_tensors(tensors, generator)
+        sample = {"lq": tensors[0], "gt": tensors[1], "name": self.sample_names[index]}
+        if extra is not None:
+            sample["teacher_output"] = tensors[2]
+        return sample
 
     def load_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole ``(lq, gt)`` images of item ``index`` as float tensors, GT exactly ``scale`` times LQ."""

@@ -100,13 +100,27 @@ def paired_random_crop(
     Raises:
         DatasetError: naming ``name`` when the image is smaller than the patch.
     """
-    _check_patch_fits(lq, lq_patch_size, name)
     if tuple(gt.shape[-2:]) != (lq.shape[-2] * scale, lq.shape[-1] * scale):
         raise ValueError(f"{name}: GT {tuple(gt.shape[-2:])} is not {scale} x LQ {tuple(lq.shape[-2:])}")
+    top, left = random_crop_origin(lq, lq_patch_size, generator, name)
+    return paired_crop(lq, gt, lq_patch_size, scale, top, left)
+
+
+def random_crop_origin(lq: ArrayOrTensor, lq_patch_size: int, generator: torch.Generator,
+                       name: str = "image") -> tuple[int, int]:
+    """(top, left) of a uniform random LQ patch position: two ``torch.randint`` draws, top then left."""
+    _check_patch_fits(lq, lq_patch_size, name)
     height, width = lq.shape[-2:]
     top = int(torch.randint(0, height - lq_patch_size + 1, (1,), generator=generator))
     left = int(torch.randint(0, width - lq_patch_size + 1, (1,), generator=generator))
-    return paired_crop(lq, gt, lq_patch_size, scale, top, left)
+    return top, left
+
+
+def center_crop_origin(lq: ArrayOrTensor, lq_patch_size: int, name: str = "image") -> tuple[int, int]:
+    """(top, left) of the centre patch (rounded towards the top left)."""
+    _check_patch_fits(lq, lq_patch_size, name)
+    height, width = lq.shape[-2:]
+    return (height - lq_patch_size) // 2, (width - lq_patch_size) // 2
 
 
 def paired_center_crop(
@@ -114,9 +128,8 @@ def paired_center_crop(
 ) -> tuple[ArrayOrTensor, ArrayOrTensor]:
     """The aligned crop at the centre of the LQ image (rounded towards the top left): the fixed patch
     that an unseeded training sample uses, so validation on training data is stable."""
-    _check_patch_fits(lq, lq_patch_size, name)
-    height, width = lq.shape[-2:]
-    return paired_crop(lq, gt, lq_patch_size, scale, (height - lq_patch_size) // 2, (width - lq_patch_size) // 2)
+    top, left = center_crop_origin(lq, lq_patch_size, name)
+    return paired_crop(lq, gt, lq_patch_size, scale, top, left)
 
 
 def augment(
