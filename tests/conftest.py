@@ -9,6 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+# Tiny networks on a shared 2-core machine: intra-op threads only add contention (10x slower seen here).
+torch.set_num_threads(1)
+
 TINY_VQGAN = dict(
     embed_dim=8,
     n_embed=16,
