@@ -218,11 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         from dckd.teacher_cache import run_cache_command as handler
     else:
         handler = handlers[arguments.command]
+    from dckd.train import NonFiniteLossError
+
     try:
         return handler(arguments)
     except _user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -74,13 +74,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def latest_valid_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint that verifies and loads; corrupt ones are skipped with a warning."""
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete temporary files a killed process left behind (never a finished checkpoint)."""
+    folder = checkpoint_dir(run_dir)
+    leftovers = [path for path in folder.glob(".iter_*.tmp")] if folder.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
+def latest_valid_checkpoint(run_dir: Path, warn=None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that verifies and loads; corrupt ones are skipped with a warning
+    (``warn(text)``, default ``warnings.warn``)."""
+    warn = warn or (lambda text: warnings.warn(text, stacklevel=3))
     for _, path in list_checkpoints(run_dir):
         try:
             return path, load_checkpoint(path)
         except CheckpointError as error:
-            warnings.warn(f"skipping unusable checkpoint: {error}", stacklevel=2)
+            warn(f"warning: skipping unusable checkpoint: {error}; trying the previous one")
     return None
 
 

@@ -23,7 +23,13 @@ from dckd.config import Config
 from dckd.config_loading import dump_yaml
 from dckd.data.image_io import DatasetError
 from dckd.evaluate import autocast_context, evaluate_dataset, evaluation_protocol
-from dckd.run_checkpoints import latest_valid_checkpoint, load_checkpoint, save_checkpoint, save_weights
+from dckd.run_checkpoints import (
+    latest_valid_checkpoint,
+    load_checkpoint,
+    remove_partial_writes,
+    save_checkpoint,
+    save_weights,
+)
 from dckd.run_log import Progress, RunLog
 from dckd.schedules import learning_rate
 
@@ -204,9 +210,12 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
         run_log = RunLog(run_dir, tensorboard=options.tensorboard)
 
     # ---- resume: an explicit checkpoint, or the newest valid one in the run folder.
+    if context.is_main:
+        for leftover in remove_partial_writes(run_dir):
+            say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
     start_iteration, nonfinite_streak = 0, 0
     found = (Path(resume), load_checkpoint(Path(resume))) if resume else (
-        latest_valid_checkpoint(run_dir) if options.auto_resume else None)
+        latest_valid_checkpoint(run_dir, say) if options.auto_resume else None)
     if found is not None:
         path, state = found
         student.load_state_dict(state["student"])
@@ -282,9 +291,13 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
                 say(f"iteration {iteration}: progressive stage {stage}, patch {patch}, batch {batch_size}")
             try:
                 batch = _to_device(next(batches), device, options.channels_last)
-            except DatasetError:  # a file that went bad after the check: keep the progress, name the file
-                save(iteration - 1)
-                raise
+            except DatasetError as error:  # a file that went bad after the check: keep the progress, name it
+                if iteration - 1 > start_iteration:
+                    save(iteration - 1)
+                # A DataLoader worker's error arrives with the worker's traceback in its text; keep the message.
+                message = str(error).strip().splitlines()[-1].split("Error: ", 1)[-1]
+                raise DatasetError(f"{message} (at iteration {iteration}; progress up to here is saved: fix or remove "
+                                   "the file and run the same command to resume)") from None
             lr = learning_rate(iteration - 1, config.optimizer.lr, config.schedule.name, options.total_iters,
                                config.schedule.milestones_iters, config.schedule.gamma, config.schedule.periods_iters,
                                config.schedule.restart_weights, config.schedule.eta_min, config.schedule.warmup_iters)

@@ -190,6 +190,7 @@ def train_codebook(
     log_every_iters: int = 50,
     log_dir: str | Path | None = None,
     cache_images: bool = True,
+    encoder_only: bool = False,
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """Train a VQ autoencoder on ``images`` and save its checkpoint to ``output`` (atomically).
@@ -216,6 +217,8 @@ def train_codebook(
         log_dir: where ``log.jsonl`` goes (default: ``<output stem>-log`` beside ``output``); a previous
             ``log.jsonl`` there is replaced, since a new run starts from scratch.
         cache_images: keep decoded images in memory (False: decode per crop, for folders larger than memory).
+        encoder_only: save only what DCKD loads (encoder, quant_conv, codebook): about half the file; the
+            decoder (needed only to keep training or to look at reconstructions) is dropped.
         stream: progress output (default stderr).
 
     Returns:
@@ -322,8 +325,9 @@ def train_codebook(
     final = evaluate(model, evaluation_images, batch_size, target)
     run_log.event(iterations, evaluation=final)
     run_log.close()
-    state_dict = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    if discriminator is not None:  # taming's names; build_vqgan ignores loss.*
+    weights = model.encoder_state_dict() if encoder_only else model.state_dict()
+    state_dict = {name: tensor.detach().cpu() for name, tensor in weights.items()}
+    if discriminator is not None and not encoder_only:  # taming's names; build_vqgan ignores loss.*
         state_dict.update({f"loss.discriminator.{name}": tensor.detach().cpu()
                            for name, tensor in discriminator.state_dict().items()})
     training = {"images": str(images), "iterations": iterations, "batch_size": batch_size, "crop_size": crop_size,
@@ -411,6 +415,8 @@ def add_train_codebook_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--log-dir", help="where log.jsonl goes (default: <output stem>-log beside the output)")
     run.add_argument("--evaluation-crops", type=int, default=64, help="fixed crops for the usage/PSNR report")
     run.add_argument("--no-cache", action="store_true", help="decode images per crop instead of keeping them in memory")
+    run.add_argument("--encoder-only", action="store_true",
+                     help="save only the encoder, quant_conv and codebook (what DCKD loads; about half the size)")
 
 
 def run_train_codebook_command(arguments: argparse.Namespace) -> int:
@@ -423,6 +429,6 @@ def run_train_codebook_command(arguments: argparse.Namespace) -> int:
         adversarial_weight=arguments.adversarial_weight, adversarial_start_iteration=arguments.adversarial_start,
         restart_every_iters=arguments.restart_every, evaluation_crops=arguments.evaluation_crops, seed=arguments.seed,
         device=arguments.device, log_every_iters=arguments.log_every, log_dir=arguments.log_dir,
-        cache_images=not arguments.no_cache,
+        cache_images=not arguments.no_cache, encoder_only=arguments.encoder_only,
     )
     return 0
