@@ -742,8 +742,47 @@ def smoke_presets() -> list[Preset]:
 
 
 # --------------------------------------------------------------------------------------------------
+# configs/demo: the shipped demo teacher (what `dckd demo` distills from)
+# --------------------------------------------------------------------------------------------------
+DEMO_TEACHER_ITERATIONS = 8000
+
+
+def demo_presets() -> list[Preset]:
+    options = _assemble(
+        "teacher_x4", "runs/demo", "scratch",
+        {"backbone": "edsr", "options": {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_block": 6, "upscale": 4}},
+        None,
+        {"task": "sr", "scale": 4, "train": {"kind": "bundled", "split": "train"},
+         "validation": [{"kind": "bundled", "split": "test"}], "lq_patch_size": 32, "batch_size": 16,
+         "augment": True, "num_workers": 0},
+        {"name": "adam", "lr": 5e-4, "betas": [0.9, 0.99], "weight_decay": 0.0},
+        {"name": "cosine", "eta_min": [1e-5]},
+        {**_train(DEMO_TEACHER_ITERATIONS, 2000, 1000), "log_every_iters": 200, "tensorboard": False},
+        {"y_channel": True, "crop_border": 4},
+    )
+    return [Preset(
+        path="configs/demo/teacher_x4.yaml",
+        title="The demo teacher (x4) that `dckd demo` distills from: an EDSR (32 channels, 6 blocks, 0.2M "
+              "parameters) trained from scratch on the photographs shipped with dckd",
+        method=METHOD_TITLES["scratch"],
+        evaluate="dckd test runs/demo/teacher_x4/weights.pth bundled",
+        paper_row="not a setting of the paper; it makes dckd/assets/weights/demo_teacher_x4.pth",
+        options=options,
+        hardware=[f"this machine's 2 CPU cores (the session's GPU time went to the speed benchmark), {DEMO_TEACHER_ITERATIONS} iterations; "
+                  "the measured time and PSNR are in docs/demo.md. The shipped file is a copy of "
+                  "runs/demo/teacher_x4/weights.pth: cp runs/demo/teacher_x4/weights.pth "
+                  "dckd/assets/weights/demo_teacher_x4.pth"],
+        needs=["nothing to download: the photographs shipped with dckd (data kind bundled)"],
+        results=[],
+        notes=["Other scales: --set data.scale=2 --set student.options.upscale=2 --set name=teacher_x2 (3 alike)."],
+        multi_gpu=False,
+    )]
+
+
+# --------------------------------------------------------------------------------------------------
 def all_presets() -> list[Preset]:
-    return sr_presets() + deblur_presets() + derain_presets() + ablation_presets() + mclir_presets() + smoke_presets()
+    return (sr_presets() + deblur_presets() + derain_presets() + ablation_presets() + mclir_presets()
+            + smoke_presets() + demo_presets())
 
 
 def generate() -> dict[str, str]:
