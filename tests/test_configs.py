@@ -29,7 +29,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPOSITORY / "configs"
 CONFIG_FILES = sorted(CONFIG_DIR.rglob("*.yaml"))
 IDS = [str(path.relative_to(CONFIG_DIR)) for path in CONFIG_FILES]
-EXPECTED_COUNTS = {"sr": 30, "deblur": 6, "derain": 3, "ablations": 24, "mclir": 2, "smoke": 6}
+EXPECTED_COUNTS = {"sr": 30, "deblur": 6, "derain": 3, "ablations": 24, "mclir": 2, "smoke": 12}
 
 # Tiny stand-ins: same backbone, same scale / upsampler / channels, a few parameters.
 TINY_OPTIONS = {
@@ -170,6 +170,15 @@ def test_ablation_presets_change_only_their_option() -> None:
 def test_smoke_presets_need_nothing_and_are_small() -> None:
     for path in (CONFIG_DIR / "smoke").glob("*.yaml"):
         config = load_config(path)
+        if config.data.task != "sr":  # deblurring / deraining: synthetic pairs from the bundled photographs
+            assert config.data.train.kind == "synthetic" and config.data.scale == 1
+            assert config.data.train.gt_dir == "dckd/assets/bundled/train/HR"
+            assert [spec.kind for spec in config.data.validation] == ["synthetic"]
+            assert config.evaluation.y_channel == (config.data.task == "derain")
+            assert config.train.total_iters <= 40 and config.data.num_workers == 0
+            if config.vqgan is not None:
+                assert config.vqgan.checkpoint == "dckd/assets/weights/demo_codebook.pth"
+            continue
         assert config.data.train.kind == "bundled" and config.data.train.split == "train"
         assert [(spec.kind, spec.split) for spec in config.data.validation] == [("bundled", "test")]
         assert config.train.total_iters <= 40 and config.data.batch_size == 4 and config.data.num_workers == 0

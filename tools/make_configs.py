@@ -741,6 +741,72 @@ def smoke_presets() -> list[Preset]:
     return presets
 
 
+# configs/smoke: deblurring and deraining on synthetic pairs made from the bundled photographs
+# --------------------------------------------------------------------------------------------------
+SMOKE_TASK_NETWORKS = {
+    "deblur": ({"backbone": "nafnet", "options": {"img_channel": 3, "width": 8, "middle_blk_num": 1,
+                                                  "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1]}},
+               {"backbone": "nafnet", "options": {"img_channel": 3, "width": 16, "middle_blk_num": 1,
+                                                  "enc_blk_nums": [1, 1], "dec_blk_nums": [1, 1]}}),
+    "derain": ({"backbone": "restormer", "options": {"inp_channels": 3, "out_channels": 3, "dim": 8,
+                                                     "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
+                                                     "heads": [1, 2, 4, 8], "ffn_expansion_factor": 2.66,
+                                                     "bias": False, "LayerNorm_type": "WithBias"}},
+               {"backbone": "restormer", "options": {"inp_channels": 3, "out_channels": 3, "dim": 16,
+                                                     "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
+                                                     "heads": [1, 2, 4, 8], "ffn_expansion_factor": 2.66,
+                                                     "bias": False, "LayerNorm_type": "WithBias"}}),
+}
+BUNDLED_TRAIN_HR = "dckd/assets/bundled/train/HR"
+BUNDLED_TEST_HR = "dckd/assets/bundled/test/HR"
+
+
+def smoke_task_presets() -> list[Preset]:
+    presets = []
+    for task, (student, teacher) in SMOKE_TASK_NETWORKS.items():
+        for method in ("scratch", "logits", "dckd"):
+            options = _assemble(
+                f"{task}_{method}", "runs/smoke", method, student, teacher,
+                {"task": task, "scale": 1,
+                 "train": {"kind": "synthetic", "gt_dir": BUNDLED_TRAIN_HR, "synthetic_task": task},
+                 "validation": [{"kind": "synthetic", "name": f"bundled-test-{task}", "gt_dir": BUNDLED_TEST_HR,
+                                 "synthetic_task": task}],
+                 "lq_patch_size": 32, "batch_size": 4, "augment": True, "num_workers": 0},
+                {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.9], "weight_decay": 1e-3},
+                {"name": "cosine", "eta_min": [1e-6]},
+                {**_train(SMOKE_ITERATIONS, SMOKE_ITERATIONS, 10), "log_every_iters": 10, "keep_checkpoints": 2,
+                 "tensorboard": False},
+                {"y_channel": task == "derain", "crop_border": 0},
+                **({"history_step": 10} if method == "dckd" else {}),
+            )
+            if "vqgan" in options:
+                options["vqgan"] = {"checkpoint": SMOKE_CODEBOOK}
+                options["dckd"]["vqgan_input_range"] = "minus_one_one"
+            needs = [f"nothing to download: synthetic {'motion blur' if task == 'deblur' else 'rain streaks'} made "
+                     f"on the fly from the photographs shipped with dckd ({BUNDLED_TRAIN_HR}, {BUNDLED_TEST_HR})"]
+            if "vqgan" in options:
+                needs.append(f"{SMOKE_CODEBOOK} (shipped demo codebook, made by dckd train-codebook)")
+            presets.append(Preset(
+                path=f"configs/smoke/{task}_{method}.yaml",
+                title=f"Smoke test, {'deblurring' if task == 'deblur' else 'deraining'} with {METHOD_NAMES[method]}: "
+                      f"a tiny {student['backbone'].capitalize()} on synthetic pairs from the bundled photographs",
+                method=METHOD_TITLES[method],
+                evaluate=f"dckd test runs/smoke/{task}_{method}/weights.pth --task {task} <folder with input/ and "
+                         f"target/>",
+                paper_row="not a setting of the paper; a quick check that the task's pipeline runs",
+                options=options,
+                hardware=[f"one CPU process, {SMOKE_ITERATIONS} iterations of batch 4, well under a minute; writes "
+                          f"runs/smoke/{task}_{method}/."],
+                needs=needs,
+                results=[],
+                notes=["The teacher has no checkpoint (random weights): this preset checks the pipeline, not the "
+                       "method; the real recipes are in configs/deblur and configs/derain. Evaluation "
+                       f"{'in RGB' if task == 'deblur' else 'on the Y channel'}, no border crop, as the paper."],
+                multi_gpu=False,
+            ))
+    return presets
+
+
 # --------------------------------------------------------------------------------------------------
 # configs/demo: the shipped demo teacher (what `dckd demo` distills from)
 # --------------------------------------------------------------------------------------------------
@@ -782,7 +848,7 @@ def demo_presets() -> list[Preset]:
 # --------------------------------------------------------------------------------------------------
 def all_presets() -> list[Preset]:
     return (sr_presets() + deblur_presets() + derain_presets() + ablation_presets() + mclir_presets()
-            + smoke_presets() + demo_presets())
+            + smoke_presets() + smoke_task_presets() + demo_presets())
 
 
 def generate() -> dict[str, str]:
