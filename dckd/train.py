@@ -20,6 +20,7 @@ from dckd import distributed
 from dckd.averaging import freeze, frozen_copy, interpolate_, unwrap
 from dckd.build import build_dataset, build_method, build_network, build_optimizer, build_vqgan, network_record
 from dckd.config import Config
+from dckd.checkpoints import CheckpointError
 from dckd.config_loading import dump_yaml
 from dckd.data.image_io import DatasetError
 from dckd.evaluate import autocast_context, evaluate_dataset, evaluation_protocol
@@ -218,12 +219,17 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
         latest_valid_checkpoint(run_dir, say) if options.auto_resume else None)
     if found is not None:
         path, state = found
-        student.load_state_dict(state["student"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["student"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        method.load_state_dict(state["method"])
+        try:
+            student.load_state_dict(state["student"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"] if state.get("ema") is not None else state["student"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            method.load_state_dict(state["method"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path} does not fit this run's configuration (another network, "
+                                  f"method or optimizer?): {error}. Use another run name, or --resume a matching "
+                                  "checkpoint") from None
         rng_states = state["rng"]
         if state["world_size"] == context.world_size:
             torch.set_rng_state(rng_states[context.rank]["torch"])

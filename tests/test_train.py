@@ -128,3 +128,19 @@ def test_config_errors_exit_cleanly_and_write_nothing(tmp_path: Path, image_fold
     assert main(["train", str(config_path), "--set", "data.train.gt_dir=/nonexistent/folder"]) == 2
     assert "/nonexistent/folder" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_with_another_network_is_a_clear_error(tmp_path: Path, image_folder: Path, capsys) -> None:
+    import yaml
+
+    raw = tiny_run_config(tmp_path, image_folder, "scratch")
+    raw["data"]["validation"] = []
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(path)]) == 0
+    raw["student"]["options"]["num_feat"] = 16
+    raw["train"]["total_iters"] = 8
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(path)]) == 2
+    message = capsys.readouterr().err
+    assert "does not fit this run's configuration" in message and "Traceback" not in message
