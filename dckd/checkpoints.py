@@ -151,6 +151,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(temporary_path)
         with open(temporary_path, "rb") as stream:
             os.fsync(stream.fileno())
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would (umask applied).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary_path, 0o666 & ~umask)
         os.replace(temporary_path, path)
     except BaseException:
         temporary_path.unlink(missing_ok=True)

@@ -163,3 +163,14 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
         atomic_write(path, failing)
     assert torch.load(path, weights_only=True)["a"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["file.pth"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_torch_atomic({"a": torch.ones(1)}, tmp_path / "weights.pth")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
