@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+WRAPPER_KEYS = ("params_ema", "params", "ema", "student", "state_dict", "model", "net", "generator")
 SUPPORTED_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 

@@ -38,7 +38,8 @@ class NetworkConfig:
     checkpoint: str | None = None
     """Weights to load (.pth/.pt/.ckpt/.safetensors). Loaded strictly: a missing or unexpected key is an error."""
     checkpoint_key: str | None = None
-    """Entry of a wrapped checkpoint holding the weights; null tries params_ema, params, state_dict, model, in that order."""
+    """Entry of a wrapped checkpoint holding the weights; null tries params_ema, params, ema, student (dckd training
+    checkpoints), state_dict, model, net, generator, in that order."""
 
     def __post_init__(self) -> None:
         _require(self.preset is not None or self.backbone is not None, "preset: give a preset or a backbone")

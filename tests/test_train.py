@@ -144,3 +144,13 @@ def test_resuming_with_another_network_is_a_clear_error(tmp_path: Path, image_fo
     assert main(["train", str(path)]) == 2
     message = capsys.readouterr().err
     assert "does not fit this run's configuration" in message and "Traceback" not in message
+
+
+def test_a_training_checkpoint_can_be_evaluated_directly(tmp_path: Path, image_folder: Path) -> None:
+    run_dir = train(config_from_dict(tiny_run_config(tmp_path, image_folder, "scratch")))
+    dataset = benchmark_folder(tmp_path / "Set2", 2)
+    checkpoint = list_checkpoints(run_dir)[0][1]
+    assert main(["test", str(checkpoint), str(dataset), "--json", str(tmp_path / "r.json")]) == 0
+    from_checkpoint = json.loads((tmp_path / "r.json").read_text())["datasets"]["Set2"]["psnr"]
+    assert main(["test", str(run_dir / "weights.pth"), str(dataset), "--json", str(tmp_path / "w.json")]) == 0
+    assert from_checkpoint == json.loads((tmp_path / "w.json").read_text())["datasets"]["Set2"]["psnr"]
