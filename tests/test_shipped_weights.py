@@ -1,0 +1,45 @@
+"""The shipped demo weights are what docs/demo.md says: loaded by the ordinary checkpoint code, made by the
+documented commands, and a teacher worth distilling from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dckd.build import build_vqgan, network_from_weights
+from dckd.checkpoints import read_checkpoint
+from dckd.config import VQGANConfig
+from dckd.data.bundled import bundled_dataset
+from dckd.evaluate import evaluate_dataset, score_image
+from dckd.imresize import imresize_tensor
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "dckd" / "assets" / "weights"
+
+
+def test_shipped_teacher_loads_strictly_and_beats_bicubic_by_over_a_decibel() -> None:
+    teacher = network_from_weights(str(WEIGHTS / "demo_teacher_x4.pth"))
+    assert sum(parameter.numel() for parameter in teacher.parameters()) == 195_971
+    dataset = bundled_dataset("test", 4)
+    with torch.no_grad():
+        scores = evaluate_dataset(teacher, dataset, 4, torch.device("cpu"), y_channel=True, crop_border=4)
+    bicubic = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        upscaled = imresize_tensor(item["lq"].double(), 4).float().clamp(0, 1)
+        bicubic.append(score_image(upscaled, item["gt"], crop_border=4, y_channel=True).psnr)
+    assert scores["psnr"] > sum(bicubic) / len(bicubic) + 1.0  # measured: 29.285 vs 27.945 dB
+
+
+def test_shipped_codebook_records_its_command_and_loads_into_the_dckd_feature_space() -> None:
+    path = WEIGHTS / "demo_codebook.pth"
+    training = read_checkpoint(path)["training"]
+    # docs/demo.md: dckd train-codebook bundled --iterations 3000 --encoder-only --seed 0 (defaults otherwise)
+    assert (training["images"], training["iterations"], training["seed"]) == ("bundled", 3000, 0)
+    vqgan = build_vqgan(VQGANConfig(checkpoint=str(path)))
+    image = bundled_dataset("test", 4)[0]["gt"][None, :, :128, :128] * 2 - 1  # the codebook takes [-1, 1]
+    with torch.no_grad():
+        features, distribution = vqgan.features(image), vqgan.code_distribution(image)
+    assert len(features) == 5 and all(torch.isfinite(feature).all() for feature in features)
+    assert torch.allclose(distribution.sum(-1), torch.ones(()), atol=1e-5)
+    assert distribution.argmax(-1).unique().numel() > 4  # a trained codebook, not one collapsed code
