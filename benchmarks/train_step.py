@@ -338,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile variants (slow to build)")
     parser.add_argument("--methods", default="", help="only these methods (comma-separated), e.g. scratch,dckd_star")
     parser.add_argument("--no-extras", action="store_true", help="skip the loss-agreement and per-part timings")
+    parser.add_argument("--loss-agreement-only", action="store_true",
+                        help="only compare every DCKD* loss term, bf16 autocast vs float32 (no timing): a CPU can run it "
+                             "at full size with a small --batch-size")
     parser.add_argument("--time-limit", type=float, default=0, help="skip remaining variants after this many seconds")
     parser.add_argument("--out", help="write all rows as JSON here (rewritten after every variant)")
     arguments = parser.parse_args(argv)
@@ -362,6 +365,15 @@ def main(argv: list[str] | None = None) -> int:
             Path(arguments.out).write_text(json.dumps({
                 "device": device_name, "torch": torch.__version__, "date": str(datetime.date.today()),
                 "size": arguments.size, "rows": rows, "extras": extras, "skipped": skipped}, indent=2))
+
+    if arguments.loss_agreement_only:
+        for setting in settings:
+            extras[setting] = {"loss_relative_difference_bf16": loss_agreement(setting, arguments.size, device,
+                                                                               "bfloat16", False)}
+            save()
+            print(f"{setting} loss relative difference, bf16 vs float32: "
+                  + ", ".join(f"{key} {value:.3g}" for key, value in extras[setting]["loss_relative_difference_bf16"].items()))
+        return 0
 
     for setting, variant in plan:
         if arguments.time_limit and time.monotonic() - started > arguments.time_limit:
