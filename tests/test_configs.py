@@ -50,6 +50,8 @@ LQ_SIZE = (16, 20)  # LQ side of every tiny image (GT = LQ * scale)
 
 
 def _make_configs_module():
+    if str(REPOSITORY / "tools") not in sys.path:  # make_configs imports its sibling modules, as when run as a script
+        sys.path.insert(0, str(REPOSITORY / "tools"))
     spec = importlib.util.spec_from_file_location("make_configs", REPOSITORY / "tools" / "make_configs.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
