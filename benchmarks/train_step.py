@@ -368,11 +368,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if arguments.loss_agreement_only:
         for setting in settings:
-            extras[setting] = {"loss_relative_difference_bf16": loss_agreement(setting, arguments.size, device,
-                                                                               "bfloat16", False)}
+            differences = loss_agreement(setting, arguments.size, device, "bfloat16", False)
+            extras[setting] = {"loss_relative_difference_bf16": differences}
             save()
             print(f"{setting} loss relative difference, bf16 vs float32: "
-                  + ", ".join(f"{key} {value:.3g}" for key, value in extras[setting]["loss_relative_difference_bf16"].items()))
+                  + ", ".join(f"{key} {value:.3g}" for key, value in differences.items()))
         return 0
 
     for setting, variant in plan:

@@ -69,3 +69,17 @@ def test_benchmark_runs_at_tiny_size(tmp_path: Path) -> None:
     extras = document["extras"]["rcan_x4"]
     assert set(extras["loss_relative_difference_bf16_channels_last"]) >= {"loss", "contrastive", "codebook"}
     assert "x scratch" in completed.stdout and "x published" in completed.stdout
+
+
+def test_benchmark_loss_agreement_only(tmp_path: Path) -> None:
+    out = tmp_path / "agreement.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "benchmarks" / "train_step.py"), "--size", "tiny", "--device", "cpu",
+         "--settings", "rcan_x4", "--loss-agreement-only", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""}, cwd=REPOSITORY)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(out.read_text())
+    assert document["rows"] == []  # nothing timed
+    differences = document["extras"]["rcan_x4"]["loss_relative_difference_bf16"]
+    assert {"loss", "contrastive", "codebook", "lcr"} <= set(differences)
+    assert all(0 <= value < 0.05 for value in differences.values())  # bf16 rounding, not a different computation
