@@ -29,17 +29,17 @@ from pathlib import Path
 
 import torch
 
-from dckd.averaging import freeze, frozen_copy, interpolate_
-from dckd.backbones import resolve
-from dckd.build import build_method, construct_network
-from dckd.config import config_from_dict
-from dckd.degradations import make_negative_inputs
-from dckd.evaluate import autocast_context
-from dckd.invertible import InvertibleAugmentation
+from dckd.models.averaging import freeze, frozen_copy, interpolate_
+from dckd.models.backbones import resolve
+from dckd.engine.setup import build_method, construct_network
+from dckd.config.schema import config_from_dict
+from dckd.methods.dckd.degradations import make_negative_inputs
+from dckd.eval.restoration import autocast_context
+from dckd.methods.dckd.invertible import InvertibleAugmentation
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.losses.pixel import l1_loss
-from dckd.vqgan import VQGANEncoder, latent_rows, negative_squared_distance_logits, taming_f16_1024_config
+from dckd.models.vqgan import VQGANEncoder, latent_rows, negative_squared_distance_logits, taming_f16_1024_config
 
 SETTINGS = {
     "swinir_x4": {"teacher": "swinir_m_x4", "student": "swinir_s_x4"},

@@ -2,6 +2,6 @@
 
 import sys
 
-from dckd.cli import main
+from dckd.apps.cli import main
 
 sys.exit(main())

@@ -49,7 +49,7 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_vqgan_checkpoint(tmp_path: Path) -> Path:
     """A random tiny VQGAN saved in the taming key layout, with its architecture as metadata."""
-    from dckd.vqgan import VQGANEncoder
+    from dckd.models.vqgan import VQGANEncoder
 
     torch.manual_seed(0)
     encoder = VQGANEncoder(**TINY_VQGAN)

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dckd import selfcheck
-from dckd.backbones import nafnet, restormer
-from dckd.backbones.nafnet import NAFNet, NAFNetLocal, LocalAvgPool2d, to_local
-from dckd.backbones.restormer import Attention, LayerNorm, Restormer, reflect_pad_bottom_right
+from dckd.eval import selfcheck
+from dckd.models.backbones import nafnet, restormer
+from dckd.models.backbones.nafnet import NAFNet, NAFNetLocal, LocalAvgPool2d, to_local
+from dckd.models.backbones.restormer import Attention, LayerNorm, Restormer, reflect_pad_bottom_right
 
 GOLDEN = selfcheck.DEFAULT_DIR
 GENERATED = Path(__file__).parent / "references" / "restoration_backbones"

@@ -21,13 +21,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dckd import selfcheck
-from dckd.backbones import common, edsr, rcan, swinir
-from dckd.backbones.edsr import EDSR
-from dckd.backbones.rcan import RCAN
-from dckd.backbones.swinir import SwinIR
+from dckd.eval import selfcheck
+from dckd.models.backbones import common, edsr, rcan, swinir
+from dckd.models.backbones.edsr import EDSR
+from dckd.models.backbones.rcan import RCAN
+from dckd.models.backbones.swinir import SwinIR
 
-GOLDEN = Path(selfcheck.__file__).parent / "golden"
+GOLDEN = selfcheck.DEFAULT_DIR
 GENERATED = Path(__file__).parent / "references" / "sr_backbones"
 MANIFESTS = json.loads((GOLDEN / "manifests.json").read_text())
 SWINIR_MANIFEST = {

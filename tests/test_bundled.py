@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dckd.build import build_dataset
-from dckd.config import DatasetConfig
+from dckd.engine.setup import build_dataset
+from dckd.config.schema import DatasetConfig
 from dckd.data import read_image_uint8
 from dckd.data.bundled import BUNDLED_SCALES, BUNDLED_SPLITS, bundled_dataset, bundled_root
 from dckd.data.image_io import decode_image
-from dckd.imresize import bicubic_degrade
+from dckd.data.imresize import bicubic_degrade
 
 ASSETS = Path(__file__).resolve().parent.parent / "dckd" / "assets" / "bundled"
 SOURCES = json.loads((ASSETS / "SOURCES.json").read_text(encoding="utf-8"))

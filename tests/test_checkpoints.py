@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dckd.build import build_network, build_vqgan
-from dckd.checkpoints import CheckpointError, atomic_write, read_checkpoint, save_torch_atomic
-from dckd.config import NetworkConfig, VQGANConfig
-from dckd.selfcheck import DEFAULT_DIR
+from dckd.engine.setup import build_network, build_vqgan
+from dckd.files.weights import CheckpointError, atomic_write, read_checkpoint, save_torch_atomic
+from dckd.config.schema import NetworkConfig, VQGANConfig
+from dckd.eval.selfcheck import DEFAULT_DIR
 
 MANIFESTS = json.loads((DEFAULT_DIR / "manifests.json").read_text())
 PRESET_OF_MANIFEST = {

@@ -19,11 +19,11 @@ import torch
 from PIL import Image
 
 from conftest import structured_image
-from dckd.averaging import freeze, frozen_copy
-from dckd.build import build_dataset, build_method, build_network, build_vqgan, network_record
-from dckd.config import NetworkConfig, config_from_dict, load_config
-from dckd.config_loading import read_yaml
-from dckd.vqgan import VQGANEncoder
+from dckd.models.averaging import freeze, frozen_copy
+from dckd.engine.setup import build_dataset, build_method, build_network, build_vqgan, network_record
+from dckd.config.schema import NetworkConfig, config_from_dict, load_config
+from dckd.config.loading import read_yaml
+from dckd.models.vqgan import VQGANEncoder
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPOSITORY / "configs"

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conftest import tiny_run_config, write_images
-from dckd.cli import main
+from dckd.apps.cli import main
 
 
 def broken_folder(root: Path) -> Path:

@@ -31,7 +31,7 @@ from dckd.data import (
     seed_for,
     sr_benchmark,
 )
-from dckd.imresize import bicubic_degrade, imresize
+from dckd.data.imresize import bicubic_degrade, imresize
 
 
 def save(path: Path, pixels: np.ndarray) -> Path:

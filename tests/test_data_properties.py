@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from dckd.data import BicubicDataset, PairedDataset, TrainBatchSampler
-from dckd.imresize import bicubic_degrade
+from dckd.data.imresize import bicubic_degrade
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

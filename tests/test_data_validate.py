@@ -18,7 +18,7 @@ from dckd.data import (
     paired_folders,
     validate_dataset,
 )
-from dckd.imresize import bicubic_degrade
+from dckd.data.imresize import bicubic_degrade
 
 
 def pixels(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dckd import degradations
-from dckd.degradations import (
+from dckd.methods.dckd import degradations
+from dckd.methods.dckd.degradations import (
     DEGRADATION_KINDS,
     add_gaussian_noise,
     degrade,

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from conftest import TINY_VQGAN
-from dckd.build import construct_network
-from dckd.cli import main
-from dckd.demo import DEMO_TEACHER
-from dckd.vqgan import VQGANEncoder
+from dckd.engine.setup import construct_network
+from dckd.apps.cli import main
+from dckd.apps.demo import DEMO_TEACHER
+from dckd.models.vqgan import VQGANEncoder
 
 
 def stand_ins(tmp_path: Path) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from conftest import tiny_run_config
-from dckd.run_checkpoints import list_checkpoints, load_checkpoint
+from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
 
 
 def write_config(tmp_path: Path, image_folder: Path, name: str, total: int) -> Path:

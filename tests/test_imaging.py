@@ -16,9 +16,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dckd import selfcheck
-from dckd.imresize import bicubic_degrade, imresize, imresize_tensor, modcrop, resize_matrix
-from dckd.metrics import psnr, psnr_tensor, rgb_to_y, rgb_to_y_tensor, ssim, tensor_to_uint8
+from dckd.eval import selfcheck
+from dckd.data.imresize import bicubic_degrade, imresize, imresize_tensor, modcrop, resize_matrix
+from dckd.eval.metrics import psnr, psnr_tensor, rgb_to_y, rgb_to_y_tensor, ssim, tensor_to_uint8
 
 GOLDEN = selfcheck.DEFAULT_DIR
 GENERATED = Path(__file__).parent / "references" / "imaging"

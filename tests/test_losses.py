@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dckd import selfcheck
+from dckd.eval import selfcheck
 from dckd.losses.affinity import affinity_loss, spatial_affinity
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from conftest import TINY_VQGAN, tiny_edsr
-from dckd.build import build_method, construct_network
-from dckd.config import config_from_dict
-from dckd.history import HistoryModel, HistorySchedule
-from dckd.invertible import InvertibleAugmentation
-from dckd.vqgan import VQGANEncoder
+from dckd.engine.setup import build_method, construct_network
+from dckd.config.schema import config_from_dict
+from dckd.methods.dckd.history import HistoryModel, HistorySchedule
+from dckd.methods.dckd.invertible import InvertibleAugmentation
+from dckd.models.vqgan import VQGANEncoder
 
 SCALE = 2
 

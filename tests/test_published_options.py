@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dckd.cli import _load_any_config
-from dckd.config import config_from_dict
-from dckd.config_loading import ConfigError, dump_yaml, read_yaml
-from dckd.published_options import convert_published_options, is_published_options
+from dckd.apps.cli import _load_any_config
+from dckd.config.schema import config_from_dict
+from dckd.config.loading import ConfigError, dump_yaml, read_yaml
+from dckd.config.published import convert_published_options, is_published_options
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "published"
 SWINIR = FIXTURES / "train_DCKD_SwinIR_SRx4.yml"
@@ -143,7 +143,7 @@ def test_dry_run_prints_the_resolved_config(capsys) -> None:
     assert config.train.total_iters == 10 and config.dckd.lcr_weight == 1.0
     assert any(line.startswith("note: batch:") for line in capsys.readouterr().err.splitlines())
     try:
-        from dckd.cli import main
+        from dckd.apps.cli import main
 
         status = main(["train", str(SWINIR), "--dry-run"])
     except ImportError as error:  # a sub-command module of the CLI that another part of the project adds

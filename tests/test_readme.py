@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dckd.cli import build_parser, main
+from dckd.apps.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

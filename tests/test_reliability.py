@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from conftest import TINY_VQGAN, tiny_run_config, tiny_swinir
-from dckd.cli import main
-from dckd.config import config_from_dict
-from dckd.run_checkpoints import list_checkpoints, load_checkpoint
-from dckd.train import NonFiniteLossError, train
+from dckd.apps.cli import main
+from dckd.config.schema import config_from_dict
+from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
+from dckd.engine.loop import NonFiniteLossError, train
 
 TOTAL = 14
 

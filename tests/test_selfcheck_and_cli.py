@@ -10,8 +10,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from dckd.cli import main
-from dckd.selfcheck import DEFAULT_DIR
+from dckd.apps.cli import main
+from dckd.eval.selfcheck import DEFAULT_DIR
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GENERATED = [REPOSITORY / "tests" / "references" / name

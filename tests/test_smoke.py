@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from dckd.config import load_config
+from dckd.config.schema import load_config
 from dckd.methods import METHODS
-from dckd.run_checkpoints import list_checkpoints
-from dckd.run_log import read_log
-from dckd.train import train
+from dckd.engine.checkpoints import list_checkpoints
+from dckd.engine.run_log import read_log
+from dckd.engine.loop import train
 
 SMOKE = sorted((Path(__file__).resolve().parents[1] / "configs" / "smoke").glob("*.yaml"))
 

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from conftest import structured_image, write_images
-from dckd.build import build_dataset
-from dckd.config import DatasetConfig, config_from_dict, load_config
-from dckd.evaluate import evaluation_protocol
-from dckd.train import _stage, train
+from dckd.engine.setup import build_dataset
+from dckd.config.schema import DatasetConfig, config_from_dict, load_config
+from dckd.eval.restoration import evaluation_protocol
+from dckd.engine.loop import _stage, train
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import write_images
-from dckd.build import build_vqgan
-from dckd.codebook_model import VQAutoencoder
-from dckd.config import VQGANConfig
+from dckd.engine.setup import build_vqgan
+from dckd.models.vq_autoencoder import VQAutoencoder
+from dckd.config.schema import VQGANConfig
 from dckd.data.image_io import DatasetError
-from dckd.feature_space import VQGANSpace
-from dckd.run_log import read_log
-from dckd.train_codebook import (
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.engine.run_log import read_log
+from dckd.apps.train_codebook import (
     INPUT_RANGE,
     add_train_codebook_arguments,
     image_paths,
@@ -151,8 +151,8 @@ def test_command_line_runs_end_to_end(tmp_path: Path, tiny_images: Path, capsys)
     assert json.loads((tmp_path / "logs" / "log.jsonl").read_text().splitlines()[-1])["evaluation"]["used_codes"] >= 1
 
     # Through the `dckd` entry point (needs the whole CLI, which imports the demo module).
-    pytest.importorskip("dckd.demo")
-    from dckd.cli import main
+    pytest.importorskip("dckd.apps.demo")
+    from dckd.apps.cli import main
 
     assert main(["train-codebook", str(tiny_images), *arguments, "--output", str(tmp_path / "main.pth")]) == 0
     first = torch.load(tmp_path / "cli.pth", weights_only=True)["state_dict"]

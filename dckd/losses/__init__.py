@@ -1,1 +1,1 @@
-"""Loss terms as pure functions of tensors; weights live in the method configs (``dckd.config``)."""
+"""Loss terms as pure functions of tensors; weights live in the method configs (``dckd.config.schema``)."""

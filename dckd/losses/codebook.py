@@ -8,7 +8,7 @@ K codebook vectors e_k is C = softmax_k(-||z - e_k||^2) (no temperature).
   The published code passes the student's *probabilities* to a soft-target cross-entropy as if they
   were logits, i.e. a second softmax over values in [0, 1]. This is the reproduction default.
 
-The logits -||z - e_k||^2 come from ``dckd.vqgan.negative_squared_distance_logits`` (float32, stable).
+The logits -||z - e_k||^2 come from ``dckd.models.vqgan.negative_squared_distance_logits`` (float32, stable).
 """
 
 from __future__ import annotations

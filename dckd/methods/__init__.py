@@ -1,6 +1,6 @@
-"""Training methods, reached by name through one dict (``Config.method``); built by ``dckd.build``."""
+"""Training methods, reached by name through one dict (``Config.method``); built by ``dckd.engine.setup``."""
 
-from dckd.methods.dckd import DCKD
+from dckd.methods.dckd.method import DCKD
 from dckd.methods.fakd import FAKD
 from dckd.methods.logits import Logits
 from dckd.methods.mclir import MCLIR

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from dckd.losses.affinity import affinity_loss
 from dckd.losses.pixel import l1_loss
-from dckd.averaging import unwrap
+from dckd.models.averaging import unwrap
 from dckd.methods.base import Method, capture_features, reconstruction_function, total
 
 

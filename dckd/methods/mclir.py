@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dckd.feature_space import VQGANSpace
-from dckd.history import HistoryModel
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.methods.dckd.history import HistoryModel
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.methods.base import Method, reconstruction_function, total
 

@@ -8,7 +8,7 @@ Command (needs OpenCV for BasicSR's ``filter2D``; install it outside the project
 
 Runtime: a few seconds on one CPU core. It writes ``tests/references/imaging/`` (``index.json`` and
 safetensors files, ~0.2 MB) in the format of ``dckd/golden/README.md`` (kinds ``imresize`` and
-``metrics``); ``python -c "from dckd.selfcheck import main; main(['tests/references/imaging'])"`` then
+``metrics``); ``python -c "from dckd.eval.selfcheck import main; main(['tests/references/imaging'])"`` then
 checks this implementation against it, and ``tests/test_imaging.py`` does so on every test run.
 The tests never run this script; regenerate only on purpose.
 

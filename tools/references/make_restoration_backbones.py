@@ -14,7 +14,7 @@ nothing of ``dckd`` is imported: the vectors come from the official code alone.
 Each case: seeded random weights (every parameter, so that the zero-initialised ``beta``/``gamma`` block
 scales do not turn blocks into identities) and a seeded input in [0, 1] whose sides are deliberately not
 multiples of the network's padding, run in eval mode in float32 on the CPU. Check a written set with
-``python -c "from dckd.selfcheck import main; main(['DIR'])"``.
+``python -c "from dckd.eval.selfcheck import main; main(['DIR'])"``.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ RCAN with other groups/blocks/squeeze factors/res_scale/img_range. Weights are s
 the size a trained network might have, inputs seeded uniform in [0, 1]; eval mode, float32, CPU.
 
 EDSR has no selfcheck kind; as a last step this script builds every EDSR case with both BasicSR and
-``dckd.backbones.edsr`` and prints their largest difference (the only place it imports ``dckd``).
-Check a written set with ``python -c "from dckd.selfcheck import main; main(['DIR'])"``.
+``dckd.models.backbones.edsr`` and prints their largest difference (the only place it imports ``dckd``).
+Check a written set with ``python -c "from dckd.eval.selfcheck import main; main(['DIR'])"``.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def write_cases(archs: dict[str, types.ModuleType], out: Path) -> dict:
 
 def compare_edsr(archs: dict[str, types.ModuleType]) -> float:
     """Largest |BasicSR EDSR - dckd EDSR| over ``EDSR_CASES`` (same weights and input); printed per case."""
-    from dckd.backbones.edsr import EDSR
+    from dckd.models.backbones.edsr import EDSR
 
     worst = 0.0
     for name, (config, input_shape, seed) in EDSR_CASES.items():

@@ -1,0 +1,113 @@
+"""Training checkpoints: written atomically, verified by checksum, the last K kept, corrupt ones skipped.
+
+Layout of a run folder::
+
+    runs/<name>/config.yaml                  the resolved config
+    runs/<name>/log.jsonl                    training and validation records
+    runs/<name>/checkpoints/iter_00005000.pth       full training state (see ``training_state``)
+    runs/<name>/checkpoints/iter_00005000.pth.sha256
+    runs/<name>/weights.pth                  final weights: {"params": student, "params_ema": EMA, "network": spec}
+
+A checkpoint file is written to a temporary name and renamed, so a kill leaves either the previous
+file or the complete new one; the SHA-256 sidecar is written after it. On resume the newest checkpoint
+whose checksum matches and which loads is used; a truncated or corrupt one is reported and skipped.
+Everything in a checkpoint is tensors and plain Python values, so it loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dckd.files.weights import CheckpointError, atomic_write, file_sha256, save_torch_atomic
+
+CHECKPOINT_FORMAT = "dckd-training-checkpoint"
+WEIGHTS_FORMAT = "dckd-weights"
+_NAME = re.compile(r"^iter_(\d{8,})\.pth$")
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(iteration, path) of every checkpoint in the run folder, newest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(match.group(1)), path) for path in folder.iterdir() if (match := _NAME.match(path.name))]
+    return sorted(found, reverse=True)
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: Path, iteration: int, keep: int) -> Path:
+    """Write ``state`` atomically with its checksum, then delete all but the newest ``keep`` checkpoints."""
+    path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pth"
+    save_torch_atomic({"format": CHECKPOINT_FORMAT, **state}, path)
+    digest = file_sha256(path)
+    atomic_write(path.with_name(path.name + ".sha256"), lambda temporary: temporary.write_text(digest + "\n"))
+    for _, old in list_checkpoints(run_dir)[keep:]:
+        old.unlink(missing_ok=True)
+        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load one training checkpoint, verifying its checksum when the sidecar exists."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        expected = sidecar.read_text().strip()
+        if expected and file_sha256(path) != expected:
+            raise CheckpointError(f"checkpoint {path} does not match its checksum (truncated or modified)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {type(error).__name__}: {error}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a dckd training checkpoint (no format marker {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete temporary files a killed process left behind (never a finished checkpoint)."""
+    folder = checkpoint_dir(run_dir)
+    leftovers = [path for path in folder.glob(".iter_*.tmp")] if folder.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
+
+
+def latest_valid_checkpoint(run_dir: Path, warn=None) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that verifies and loads; corrupt ones are skipped with a warning
+    (``warn(text)``, default ``warnings.warn``)."""
+    warn = warn or (lambda text: warnings.warn(text, stacklevel=3))
+    for _, path in list_checkpoints(run_dir):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as error:
+            warn(f"warning: skipping unusable checkpoint: {error}; trying the previous one")
+    return None
+
+
+def save_weights(path: Path, student: dict, ema: dict | None, network: dict[str, Any]) -> Path:
+    """Final weights in BasicSR's wrapper (``params`` / ``params_ema``) plus the network spec to rebuild it."""
+    payload = {"format": WEIGHTS_FORMAT, "params": student, "network": network}
+    if ema is not None:
+        payload["params_ema"] = ema
+    return save_torch_atomic(payload, path)
+
+
+def network_spec(path: str | Path) -> dict[str, Any] | None:
+    """The ``network`` entry (backbone and constructor options) of a dckd weights/checkpoint file, if any."""
+    from dckd.files.weights import read_checkpoint
+
+    if Path(path).suffix.lower() == ".safetensors":
+        return None
+    content = read_checkpoint(path)
+    return content.get("network") if isinstance(content, dict) else None

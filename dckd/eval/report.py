@@ -1,0 +1,77 @@
+"""``dckd test`` helpers: datasets from folders, and the results table (console, JSON, CSV, images)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from dckd.files.weights import atomic_write
+
+
+def dataset_from_folder(folder: str, scale: int, task: str):
+    """A whole-image evaluation dataset from a folder in one of the official layouts.
+
+    ``bundled`` / ``bundled:test`` / ``bundled:train``: the photographs shipped with dckd. A folder with
+    ``HR/``: the SR benchmark layout (Set5 ...). A folder with ``input/`` and ``target/``: deraining sets,
+    flattened GoPro. A folder with ``test/`` holding GoPro sequences: GoPro test.
+    """
+    from dckd import data
+
+    if folder.startswith("bundled"):
+        from dckd.data.bundled import bundled_dataset
+
+        split = folder.split(":", 1)[1] if ":" in folder else "test"
+        return bundled_dataset(split, scale, lq_patch_size=None, augment=False)
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    if (root / "HR").is_dir():
+        return data.sr_benchmark(root, scale, lq_patch_size=None, augment=False)
+    if (root / "input").is_dir() and (root / "target").is_dir():
+        return data.input_target(root, lq_patch_size=None, augment=False)
+    if (root / "test").is_dir() and task == "deblur":
+        return data.gopro(root, "test", lq_patch_size=None, augment=False)
+    raise FileNotFoundError(
+        f"{root}: not a known layout; expected HR/ (+ LR_bicubic/X{scale}/), input/ + target/, or GoPro's test/")
+
+
+def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int) -> None:
+    """Print a table per dataset and the summary; write JSON / CSV / images when asked."""
+    from dckd.data import write_image
+
+    protocol = f"{'Y' if y_channel else 'RGB'}, crop_border {crop_border}, scale {scale}"
+    summary = {}
+    for name, result in rows:
+        print(f"\n{name} ({len(result['images'])} images; {protocol})")
+        print(f"  {'image':<28} {'PSNR':>8} {'SSIM':>7}")
+        for score in result["images"]:
+            print(f"  {score.name:<28} {score.psnr:>8.3f} {score.ssim:>7.4f}")
+        print(f"  {'mean':<28} {result['psnr']:>8.3f} {result['ssim']:>7.4f}")
+        summary[name] = {
+            "psnr": result["psnr"], "ssim": result["ssim"],
+            "images": [{"name": s.name, "psnr": s.psnr if math.isfinite(s.psnr) else None, "ssim": s.ssim}
+                       for s in result["images"]],
+        }
+        if arguments.save_images:
+            folder = Path(arguments.save_images) / name
+            for score, image in zip(result["images"], result["outputs"]):
+                write_image(folder / f"{Path(score.name).stem}.png", image)
+    print("\n" + " | ".join(f"{name} {value['psnr']:.2f}/{value['ssim']:.4f}" for name, value in summary.items()))
+    document = {"weights": arguments.weights, "protocol": {"y_channel": y_channel, "crop_border": crop_border,
+                                                           "scale": scale, "self_ensemble": arguments.self_ensemble,
+                                                           "tile": arguments.tile}, "datasets": summary}
+    if arguments.json:
+        atomic_write(arguments.json, lambda path: path.write_text(json.dumps(document, indent=2)))
+    if arguments.csv:
+        def write_csv(path: Path) -> None:
+            with open(path, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["dataset", "image", "psnr", "ssim"])
+                for name, value in summary.items():
+                    for image in value["images"]:
+                        writer.writerow([name, image["name"], image["psnr"], image["ssim"]])
+                    writer.writerow([name, "mean", value["psnr"], value["ssim"]])
+
+        atomic_write(arguments.csv, write_csv)

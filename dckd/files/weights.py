@@ -1,0 +1,174 @@
+"""Loading network weights safely and strictly; saving files atomically.
+
+Loading never executes pickled code: ``.safetensors`` holds only tensors; ``.pth/.pt/.ckpt`` go through
+``torch.load(weights_only=True)`` and, for Lightning checkpoints that also pickle callback classes and
+hyper-parameter objects (taming's ``last.ckpt``), through ``dckd.files.safe_pickle``, which builds tensors and
+plain containers and turns every other object into an inert placeholder without calling it.
+
+Official checkpoints wrap their weights in different keys (BasicSR ``params_ema`` / ``params``, Lightning
+``state_dict``, others ``model``) and DataParallel/DDP prefix every key with ``module.``; both are
+unwrapped here. A checkpoint that does not match the architecture is an error that lists the missing,
+unexpected and wrongly shaped keys; there is no partial loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WRAPPER_KEYS = ("params_ema", "params", "ema", "student", "state_dict", "model", "net", "generator")
+SUPPORTED_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, or does not fit the network it is loaded into."""
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """Read a checkpoint file without executing any pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise CheckpointError(f"checkpoint {path}: unsupported extension; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
+    from dckd.files.safe_pickle import safe_torch_load
+
+    return safe_torch_load(path)
+
+
+def extract_state_dict(checkpoint: Any, key: str | None = None, source: str = "checkpoint") -> tuple[dict, str | None]:
+    """Return (state_dict, wrapper key used) from a possibly wrapped checkpoint; strip ``module.`` prefixes."""
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f"{source}: expected a mapping of weights, got {type(checkpoint).__name__}")
+    used = None
+    if key is not None:
+        if key not in checkpoint:
+            raise CheckpointError(f"{source}: no entry {key!r}; top-level entries: {', '.join(map(str, list(checkpoint)[:20]))}")
+        checkpoint, used = checkpoint[key], key
+    elif not _is_state_dict(checkpoint):
+        for candidate in WRAPPER_KEYS:
+            if candidate in checkpoint and isinstance(checkpoint[candidate], Mapping):
+                checkpoint, used = checkpoint[candidate], candidate
+                break
+        else:
+            raise CheckpointError(
+                f"{source}: found no weights; expected a state_dict or one of the entries {', '.join(WRAPPER_KEYS)}, "
+                f"top-level entries are: {', '.join(map(str, list(checkpoint)[:20]))}"
+            )
+    state_dict = {}
+    for name, value in checkpoint.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor")
+        while name.startswith("module."):
+            name = name[len("module."):]
+        state_dict[name] = value
+    return state_dict, used
+
+
+def _is_state_dict(mapping: Mapping) -> bool:
+    return len(mapping) > 0 and all(isinstance(value, torch.Tensor) for value in mapping.values())
+
+
+def _key_report(title: str, keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+    return f"\n  {title} ({len(keys)}): {shown}"
+
+
+def load_state_dict_strict(network: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], description: str) -> None:
+    """Copy ``state_dict`` into ``network``; any missing, unexpected or wrongly shaped key is an error."""
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    wrong_shape = [
+        f"{key} {tuple(state_dict[key].shape)} != {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape)
+    ]
+    if missing or unexpected or wrong_shape:
+        message = f"{description} does not match the network {type(network).__name__}"
+        if missing:
+            message += _key_report("missing keys", missing)
+        if unexpected:
+            message += _key_report("unexpected keys", unexpected)
+        if wrong_shape:
+            message += _key_report("wrong shapes (checkpoint != network)", wrong_shape)
+        raise CheckpointError(message)
+    network.load_state_dict(dict(state_dict), strict=True)
+
+
+def load_network_weights(
+    network: torch.nn.Module,
+    path: str | Path,
+    key: str | None = None,
+    convert: Callable[[dict], dict] | None = None,
+    architecture: str = "",
+) -> str | None:
+    """Load a checkpoint file into ``network`` strictly; return the wrapper key it came from.
+
+    ``convert`` maps an alternative official key layout to ours (e.g. EDSR-PyTorch RCAN names); it must
+    return the state_dict unchanged when it is already in our layout.
+    """
+    state_dict, used = extract_state_dict(read_checkpoint(path), key, source=f"checkpoint {path}")
+    if convert is not None:
+        state_dict = convert(state_dict)
+    where = f"checkpoint {path}" + (f" (entry {used!r})" if used else "")
+    load_state_dict_strict(network, state_dict, f"{where}{' for ' + architecture if architecture else ''}")
+    return used
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        write(temporary_path)
+        with open(temporary_path, "rb") as stream:
+            os.fsync(stream.fileno())
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would (umask applied).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary_path, 0o666 & ~umask)
+        os.replace(temporary_path, path)
+    except BaseException:
+        temporary_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_torch_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` through a temporary file and an atomic rename."""
+    return atomic_write(path, lambda temporary: torch.save(obj, temporary))
+
+
+def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
+    return atomic_write(path, lambda temporary: save_file(contiguous, str(temporary), metadata=metadata))

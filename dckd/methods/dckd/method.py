@@ -1,0 +1,215 @@
+"""DCKD: Dynamic Contrastive Knowledge Distillation (Zhou et al., AAAI 2025), and DCKD*.
+
+    L = w_rec L_rec(S(x), y) + w_kd |S(x) - T(x)| + w_dcl L_dcl + w_ce L_ce [+ w_lcr L_lcr + w_up L_up]
+
+- L_dcl, dynamic contrastive regularisation: anchor S(x), positive T(x), negatives H(x) and H(D_j(x))
+  from the history model H on the clean and degraded inputs, compared in the frozen VQGAN's five
+  feature levels by ``contrastive_ratio_loss``. Only the anchor carries gradients.
+- L_ce, distribution mapping: cross-entropy between the teacher's and student's soft assignments to the
+  VQGAN codebook (``codebook_cross_entropy``, released or paper formula).
+- DCKD* adds label-consistency regularisation with invertible augmentations A: on the teacher side as in
+  the released code, L_lcr = |S(x) - A^-1(T(A(x)))|; or on the student side as DUKD, |S(A(x)) - T(A(x))|.
+  DUKD's data upcycling (zoom-in GT sub-patches, zoom-out downscaled inputs; targets from the teacher)
+  is the optional L_up. DUKD takes a second optimizer step for the upcycled data; here it is one more
+  term of the same step.
+
+Every term with weight 0 is skipped with all the forward passes only it needs (teacher, history
+model, VQGAN passes). Frozen passes run under ``no_grad`` and are batched: the teacher runs once on
+[x, A(x)], the history model once on all negatives, the VQGAN once (full pass) on [T(x), negatives] and
+once on S(x), whose features and code logits come from that same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.methods.dckd.history import HistoryModel
+from dckd.methods.dckd.invertible import InvertibleAugmentation
+from dckd.losses.codebook import codebook_cross_entropy
+from dckd.losses.contrastive import contrastive_ratio_loss
+from dckd.losses.pixel import l1_loss
+from dckd.methods.base import Method, reconstruction_function, total
+from dckd.methods.dckd.negatives import NegativeInputs
+
+
+class DCKD(Method):
+    loss_names = ("reconstruction", "kd", "contrastive", "codebook", "lcr", "upcycling")
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        vqgan: VQGANSpace | None,
+        history: HistoryModel | None,
+        negatives: NegativeInputs | None,
+        augmentation: InvertibleAugmentation | None,
+        *,
+        scale: int,
+        reconstruction_loss: str = "l1",
+        reconstruction_weight: float = 1.0,
+        kd_weight: float = 1.0,
+        contrastive_weight: float = 0.1,
+        layer_weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0),
+        codebook_weight: float = 0.001,
+        codebook_formula: str = "released",
+        lcr_weight: float = 0.0,
+        lcr_side: str = "teacher",
+        upcycling_weight: float = 0.0,
+        upcycling_zoom_in: bool = True,
+        upcycling_zoom_out: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if contrastive_weight and (history is None or negatives is None or vqgan is None):
+            raise ValueError("the contrastive term needs a VQGAN, a history model and a negative sampler")
+        if codebook_weight and vqgan is None:
+            raise ValueError("the codebook term needs a VQGAN")
+        if lcr_weight and augmentation is None:
+            raise ValueError("the label-consistency term needs an augmentation")
+        if lcr_side not in ("teacher", "student"):
+            raise ValueError(f"lcr_side {lcr_side!r}: expected 'teacher' or 'student'")
+        if upcycling_weight and not (upcycling_zoom_in or upcycling_zoom_out):
+            raise ValueError("upcycling_weight > 0 but both zoom-in and zoom-out are off")
+        self.student, self.teacher = student, teacher
+        self.vqgan, self.history, self.negatives, self.augmentation = vqgan, history, negatives, augmentation
+        self.scale = scale
+        self.reconstruction = reconstruction_function(reconstruction_loss)
+        self.reconstruction_weight = reconstruction_weight
+        self.kd_weight = kd_weight
+        self.contrastive_weight = contrastive_weight
+        self.layer_weights = tuple(layer_weights)
+        self.codebook_weight = codebook_weight
+        self.codebook_formula = codebook_formula
+        self.lcr_weight = lcr_weight
+        self.lcr_side = lcr_side
+        self.upcycling_weight = upcycling_weight
+        self.upcycling_zoom_in = upcycling_zoom_in
+        self.upcycling_zoom_out = upcycling_zoom_out
+        # Zoom-in crop positions; only drawn when upcycling is on.
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        lq, gt = batch["lq"], batch["gt"]
+        size = lq.shape[0]
+        teacher_side_lcr = self.lcr_weight > 0 and self.lcr_side == "teacher"
+        student_side_lcr = self.lcr_weight > 0 and self.lcr_side == "student"
+        plan = self.augmentation.draw(size) if self.lcr_weight else None
+        augmented = self.augmentation.apply(lq, plan) if plan is not None else None
+
+        # Teacher, once, on [x, A(x)] (no gradients). T(x) may come from the teacher-output cache.
+        needs_teacher = self.kd_weight or self.contrastive_weight or self.codebook_weight or self.lcr_weight
+        teacher_clean = teacher_augmented = None
+        if needs_teacher:
+            with torch.no_grad():
+                cached = batch.get("teacher_output")
+                inputs = [lq] if cached is None else []
+                if augmented is not None:
+                    inputs.append(augmented)
+                outputs = self.teacher(torch.cat(inputs)) if inputs else None
+                teacher_clean = cached if cached is not None else outputs[:size]
+                if augmented is not None:
+                    teacher_augmented = outputs[-size:]
+
+        # Student, once, on [x] or [x, A(x)] (DUKD's student-side augmentation).
+        if student_side_lcr:
+            student_outputs = self.student(torch.cat([lq, augmented]))
+            output, student_augmented = student_outputs[:size], student_outputs[size:]
+        else:
+            output = self.student(lq)
+
+        terms: dict[str, Tensor] = {}
+        if self.reconstruction_weight:
+            terms["reconstruction"] = self.reconstruction_weight * self.reconstruction(output, gt)
+        if self.kd_weight:
+            terms["kd"] = self.kd_weight * l1_loss(output, teacher_clean)
+        if teacher_side_lcr:
+            terms["lcr"] = self.lcr_weight * l1_loss(output, self.augmentation.invert(teacher_augmented, plan))
+        if student_side_lcr:
+            terms["lcr"] = self.lcr_weight * l1_loss(student_augmented, teacher_augmented)
+        if self.contrastive_weight or self.codebook_weight:
+            terms.update(self._vqgan_terms(lq, output, teacher_clean))
+        if self.upcycling_weight:
+            terms["upcycling"] = self.upcycling_weight * self._upcycling(lq, gt)
+        return {"loss": total(terms), "output": output, **terms}
+
+    def _vqgan_terms(self, lq: Tensor, output: Tensor, teacher_clean: Tensor) -> dict[str, Tensor]:
+        size = output.shape[0]
+        full_pass = self.codebook_weight > 0
+        with torch.no_grad():
+            frozen_images = [teacher_clean]
+            if self.contrastive_weight:
+                frozen_images.append(self.history.network(self.negatives(lq)))  # (J*N, C, sH, sW)
+            frozen_batch = torch.cat(frozen_images)
+            if full_pass:
+                frozen_features, frozen_logits = self.vqgan.features_and_code_logits(frozen_batch)
+            else:
+                frozen_features = self.vqgan.features(frozen_batch)
+        if full_pass:
+            anchor_features, student_logits = self.vqgan.features_and_code_logits(output)
+        else:
+            anchor_features = self.vqgan.features(output)
+        terms = {}
+        if self.contrastive_weight:
+            positive = [feature[:size] for feature in frozen_features]
+            negatives = [feature[size:] for feature in frozen_features]
+            terms["contrastive"] = self.contrastive_weight * contrastive_ratio_loss(
+                anchor_features, positive, negatives, self.layer_weights
+            )
+        if self.codebook_weight:
+            positions = student_logits.shape[0]  # N*h*w rows of the student; the teacher's are the first rows
+            teacher_probabilities = torch.softmax(frozen_logits[:positions], dim=-1)
+            terms["codebook"] = self.codebook_weight * codebook_cross_entropy(
+                torch.log_softmax(student_logits, dim=-1), teacher_probabilities, self.codebook_formula
+            )
+        return terms
+
+    def _upcycling(self, lq: Tensor, gt: Tensor) -> Tensor:
+        """DUKD data upcycling: student matches teacher on zoom-in / zoom-out inputs (no ground truth needed)."""
+        from dckd.data.imresize import imresize_tensor
+
+        inputs = []
+        if self.upcycling_zoom_in:
+            # One random lq-sized crop of each GT patch (same position for the whole batch).
+            height, width = lq.shape[-2:]
+            top = int(torch.randint(0, gt.shape[-2] - height + 1, (1,), generator=self.generator))
+            left = int(torch.randint(0, gt.shape[-1] - width + 1, (1,), generator=self.generator))
+            inputs.append(gt[..., top : top + height, left : left + width])
+        if self.upcycling_zoom_out and self.scale > 1:
+            inputs.append(imresize_tensor(lq, 1 / self.scale).clamp(0, 1))
+        losses = []
+        for upcycled in inputs:
+            with torch.no_grad():
+                target = self.teacher(upcycled)
+            losses.append(l1_loss(self.student(upcycled), target))
+        return sum(losses) / len(losses)
+
+    # ------------------------------------------------------------------ schedule and state
+    def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
+        if self.history is None or not self.contrastive_weight:
+            return {}
+        updated = self.history.maybe_update(iteration, student, ema)
+        return {"history_updates": float(self.history.updates)} if updated else {}
+
+    def state_dict(self) -> dict:
+        state = {"generator": self.generator.get_state()}
+        if self.history is not None:
+            state["history"] = self.history.state_dict()
+        if self.negatives is not None:
+            state["negatives"] = self.negatives.state_dict()
+        if self.augmentation is not None:
+            state["augmentation"] = self.augmentation.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        for name in ("history", "negatives", "augmentation"):
+            part = getattr(self, name)
+            if (part is None) != (name not in state):
+                raise ValueError(f"checkpoint {'lacks' if part is not None else 'has'} DCKD state {name!r}; "
+                                 "the run's configuration differs from the checkpoint's")
+            if part is not None:
+                part.load_state_dict(state[name])

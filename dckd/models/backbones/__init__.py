@@ -1,0 +1,92 @@
+"""Backbones, reached by plain imports and listed in one dict.
+
+``BACKBONES`` maps a name to the class (official constructor arguments); ``PRESETS`` maps a preset name
+to (backbone, constructor kwargs) for the networks of the paper; ``KEY_CONVERTERS`` turns an official
+alternative key layout (EDSR-PyTorch names of the original RCAN / EDSR checkpoints) into ours.
+To add a backbone: write its module, import it here, add one entry to ``BACKBONES`` (and presets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from dckd.models.backbones import edsr, nafnet, rcan, restormer, swinir
+from dckd.models.backbones.edsr import EDSR
+from dckd.models.backbones.nafnet import NAFNet
+from dckd.models.backbones.rcan import RCAN
+from dckd.models.backbones.restormer import Restormer
+from dckd.models.backbones.swinir import SwinIR
+
+BACKBONES: dict[str, type[nn.Module]] = {
+    "swinir": SwinIR,
+    "rcan": RCAN,
+    "edsr": EDSR,
+    "nafnet": NAFNet,
+    "restormer": Restormer,
+}
+
+# RCAN and EDSR take num_in_ch / num_out_ch positionally in BasicSR; presets pass them explicitly.
+_RGB = {"num_in_ch": 3, "num_out_ch": 3}
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{name: ("swinir", kwargs) for name, kwargs in swinir.PRESETS.items()},
+    **{name: ("rcan", {**_RGB, **kwargs}) for name, kwargs in rcan.PRESETS.items()},
+    **{name: ("edsr", {**_RGB, **kwargs}) for name, kwargs in edsr.PRESETS.items()},
+    **{name: ("nafnet", kwargs) for name, kwargs in nafnet.PRESETS.items()},
+    **{name: ("restormer", kwargs) for name, kwargs in restormer.PRESETS.items()},
+}
+
+# Parameter counts printed in the DCKD paper (Table 1 / Tables 2-4), for ``dckd models``.
+PAPER_PARAMETERS: dict[str, str] = {
+    "swinir_m_x2": "11.9M", "swinir_m_x3": "11.9M", "swinir_m_x4": "11.9M",
+    "swinir_s_x2": "1.2M", "swinir_s_x3": "1.2M", "swinir_s_x4": "1.2M",
+    "rcan_x2": "15.6M", "rcan_x3": "15.6M", "rcan_x4": "15.6M",
+    "rcan_student_x2": "5.2M", "rcan_student_x3": "5.2M", "rcan_student_x4": "5.2M",
+    "nafnet_gopro_width32": "17.1M", "nafnet_width16": "2.7M",
+    "restormer": "26.1M", "restormer_dim24": "3.8M",
+}
+
+# FAKD's default hook points: the residual groups / transformer layers whose outputs are compared.
+# Student and teacher of one family may have different depths: pair evenly spaced layers (see build.py).
+FEATURE_GROUPS: dict[str, Callable[[nn.Module], list[str]]] = {
+    "swinir": lambda network: [f"layers.{index}" for index in range(len(network.layers))],
+    "rcan": lambda network: [f"body.{index}" for index in range(len(network.body))],
+    "edsr": lambda network: [f"body.{index}" for index in range(len(network.body))],
+    "nafnet": lambda network: [f"encoders.{index}" for index in range(len(network.encoders))],
+    "restormer": lambda network: ["encoder_level1", "encoder_level2", "encoder_level3", "latent"],
+}
+
+
+def _convert_rcan(state_dict: dict, network: nn.Module) -> dict:
+    if not rcan.is_edsr_pytorch_layout(state_dict):
+        return state_dict
+    return rcan.convert_edsr_pytorch_state_dict(state_dict, num_group=len(network.body), num_block=len(network.body[0].residual_group))
+
+
+def _convert_edsr(state_dict: dict, network: nn.Module) -> dict:
+    if not edsr.is_edsr_pytorch_layout(state_dict):
+        return state_dict
+    return edsr.convert_edsr_pytorch_state_dict(state_dict, num_block=len(network.body))
+
+
+KEY_CONVERTERS: dict[str, Callable[[dict, nn.Module], dict]] = {"rcan": _convert_rcan, "edsr": _convert_edsr}
+
+
+def resolve(preset: str | None, backbone: str | None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(backbone name, constructor kwargs) from a preset and/or backbone plus overriding options."""
+    kwargs: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(sorted(PRESETS))}")
+        preset_backbone, preset_kwargs = PRESETS[preset]
+        if backbone is not None and backbone != preset_backbone:
+            raise ValueError(f"preset {preset!r} is a {preset_backbone} network, but backbone {backbone!r} was given")
+        backbone = preset_backbone
+        kwargs.update(preset_kwargs)
+    if backbone is None:
+        raise ValueError("give a preset or a backbone")
+    kwargs.update(options or {})
+    return backbone, kwargs
