@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from dckd.engine.setup import build_network, build_vqgan
-from dckd.files.weights import CheckpointError, atomic_write, read_checkpoint, save_torch_atomic
+from dckd.files.weights import atomic_write, read_checkpoint, save_torch_atomic
+from dckd.errors import CheckpointError
 from dckd.config.schema import NetworkConfig, VQGANConfig
 from dckd.eval.selfcheck import DEFAULT_DIR
 

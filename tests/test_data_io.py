@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from dckd.data import image_io
-from dckd.data.image_io import ImageReadError, decode_image, read_image, read_image_uint8, to_uint8, write_image
+from dckd.data.image_io import decode_image, read_image, read_image_uint8, to_uint8, write_image
+from dckd.errors import ImageReadError
 
 
 def random_uint8(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:

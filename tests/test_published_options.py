@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dckd.apps.cli import _load_any_config
+from dckd.config import read_config as _load_any_config
 from dckd.config.schema import config_from_dict
-from dckd.config.loading import ConfigError, dump_yaml, read_yaml
+from dckd.config.loading import dump_yaml, read_yaml
+from dckd.errors import ConfigError
 from dckd.config.published import convert_published_options, is_published_options
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "published"

@@ -18,7 +18,8 @@ from conftest import TINY_VQGAN, tiny_run_config, tiny_swinir
 from dckd.apps.cli import main
 from dckd.config.schema import config_from_dict
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
-from dckd.engine.loop import NonFiniteLossError, train
+from dckd.engine.loop import train
+from dckd.errors import NonFiniteLossError
 
 TOTAL = 14
 

@@ -13,7 +13,7 @@ from conftest import write_images
 from dckd.engine.setup import build_vqgan
 from dckd.models.vq_autoencoder import VQAutoencoder
 from dckd.config.schema import VQGANConfig
-from dckd.data.image_io import DatasetError
+from dckd.errors import DatasetError
 from dckd.methods.dckd.feature_space import VQGANSpace
 from dckd.engine.run_log import read_log
 from dckd.apps.train_codebook import (

@@ -13,15 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 from dckd.eval import selfcheck
-from dckd.models.vq_autoencoder import (
-    NLayerDiscriminator,
-    VQAutoencoder,
-    adversarial_factor,
-    autoencoder_loss,
-    code_usage,
-    discriminator_hinge_loss,
-)
-from dckd.files.weights import CheckpointError
+from dckd.losses.autoencoder import adversarial_factor, autoencoder_loss, discriminator_hinge_loss
+from dckd.models.vq_autoencoder import NLayerDiscriminator, VQAutoencoder, code_usage
+from dckd.errors import CheckpointError
 from dckd.files.safe_pickle import Placeholder, safe_torch_load
 from dckd.models.vqgan import (
     VQGANEncoder,
@@ -256,7 +250,7 @@ def test_loads_plain_state_dicts(tmp_path: Path, suffix: str) -> None:
         save_file({key: value.contiguous() for key, value in state.items()}, str(path))
     else:
         torch.save(state, path)
-    encoder = VQGANEncoder.from_checkpoint(path, **SMALL)
+    encoder = load_vqgan_encoder(path, **SMALL)
     with torch.no_grad():
         torch.testing.assert_close(encoder.code_distribution(x), source.code_distribution(x), rtol=0, atol=0)
 
@@ -268,7 +262,7 @@ def test_refuses_a_pickle_that_would_run_a_shell_command(tmp_path: Path) -> None
     with pytest.raises(CheckpointError, match=r"(os|posix|nt)\.system"):
         safe_torch_load(path)
     with pytest.raises(CheckpointError):
-        VQGANEncoder.from_checkpoint(path, **SMALL)
+        load_vqgan_encoder(path, **SMALL)
     assert not marker.exists()
 
 
@@ -289,11 +283,11 @@ def test_strict_loading_names_the_offending_key(tmp_path: Path) -> None:
     path = tmp_path / "missing.pth"
     torch.save(missing, path)
     with pytest.raises(CheckpointError, match=r"missing\.pth.*encoder\.mid\.attn_1\.q\.weight"):
-        VQGANEncoder.from_checkpoint(path, **SMALL)
+        load_vqgan_encoder(path, **SMALL)
     not_a_state_dict = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], not_a_state_dict)
     with pytest.raises(CheckpointError, match="expected a mapping of weights"):
-        VQGANEncoder.from_checkpoint(not_a_state_dict, **SMALL)
+        load_vqgan_encoder(not_a_state_dict, **SMALL)
 
 
 # --------------------------------------------------------------------------- trainable autoencoder

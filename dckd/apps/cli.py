@@ -1,7 +1,8 @@
 """The ``dckd`` command: train, test, infer, models, selfcheck, demo, train-codebook, cache-teacher, check-data.
 
-User errors (a bad option, a missing file, a checkpoint that does not fit, a broken image) print one
-``error: ...`` paragraph and exit with status 2; a traceback means a bug.
+Every command is a thin layer over the engine and the evaluation functions. User errors (a bad option, a
+missing file, a checkpoint that does not fit, a broken image) print one ``error: ...`` paragraph and exit
+with status 2; a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -9,6 +10,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from dckd.apps.demo import add_demo_arguments, run_demo_command
+from dckd.apps.train_codebook import add_train_codebook_arguments, run_train_codebook_command
+from dckd.config import dump_yaml, read_config
+from dckd.data import list_images, read_image, write_image
+from dckd.data.transforms import to_tensor
+from dckd.data.validate import validate_dataset
+from dckd.engine.distributed import resolve_device
+from dckd.engine.loop import train
+from dckd.engine.setup import build_dataset, network_from_weights
+from dckd.engine.teacher_cache import build_cache
+from dckd.errors import DckdError, NonFiniteLossError
+from dckd.eval import selfcheck
+from dckd.eval.model_table import model_table
+from dckd.eval.report import dataset_from_folder, write_results
+from dckd.eval.restoration import evaluate_dataset, evaluation_protocol, restore
+from dckd.models.backbones.nafnet import NAFNet, to_local
 
 
 def _add_train(commands) -> None:
@@ -65,43 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer(commands)
     models = commands.add_parser("models", help="list the network presets with parameters and multiply-adds")
     models.add_argument("--input-size", default="64x64", help="input HxW for the multiply-add count (default 64x64)")
-    selfcheck = commands.add_parser("selfcheck", help="compare this implementation with official reference vectors")
-    selfcheck.add_argument("directories", nargs="*", help="reference directories (default: the shipped set)")
-    from dckd.apps.demo import add_demo_arguments
-    from dckd.apps.train_codebook import add_train_codebook_arguments
-
+    check = commands.add_parser("selfcheck", help="compare this implementation with official reference vectors")
+    check.add_argument("directories", nargs="*", help="reference directories (default: the shipped set)")
     add_demo_arguments(commands.add_parser("demo", help="distill a student three ways on bundled photos, write a report"))
     add_train_codebook_arguments(commands.add_parser("train-codebook", help="train a VQGAN-style codebook on images"))
     cache = commands.add_parser("cache-teacher", help="precompute the teacher's outputs for a config's training set")
     cache.add_argument("config")
     cache.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    check = commands.add_parser("check-data", help="decode and check every file of a config's datasets")
-    check.add_argument("config")
-    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    data_check = commands.add_parser("check-data", help="decode and check every file of a config's datasets")
+    data_check.add_argument("config")
+    data_check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return parser
 
 
-def _load_any_config(path: str, overrides: list[str]):
-    from dckd.config.schema import load_config
-    from dckd.config.loading import read_yaml
-    from dckd.config.published import convert_published_options, is_published_options
-
-    raw = read_yaml(path)
-    if is_published_options(raw):
-        from dckd.config.schema import config_from_dict
-
-        converted, notes = convert_published_options(raw, source=path)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        return config_from_dict(converted, overrides, source=path)
-    return load_config(path, overrides)
-
-
 def _command_train(arguments) -> int:
-    from dckd.config.loading import dump_yaml
-    from dckd.engine.loop import train
-
-    config = _load_any_config(arguments.config, arguments.overrides)
+    config = read_config(arguments.config, arguments.overrides)
     if arguments.dry_run:
         print(dump_yaml(config), end="")
         return 0
@@ -110,28 +106,18 @@ def _command_train(arguments) -> int:
 
 
 def _network_for_inference(arguments):
-    import torch
-
-    from dckd.engine.setup import network_from_weights
-    from dckd.engine.distributed import resolve_device
-
     device = resolve_device(arguments.device)
     network = network_from_weights(arguments.weights, preset=arguments.preset, key=arguments.checkpoint_key)
     if arguments.tlc:
-        from dckd.models.backbones.nafnet import NAFNet, to_local
-
         if not isinstance(network, NAFNet):
-            raise ValueError(f"--tlc is for NAFNet networks; {arguments.weights} holds a {type(network).__name__}")
+            raise DckdError(f"--tlc is for NAFNet networks; {arguments.weights} holds a {type(network).__name__}")
         size = arguments.tlc
         network = to_local(network, train_size=(1, 3, size, size))
-    return network.to(device).eval(), device, torch
+    return network.to(device).eval(), device
 
 
 def _command_test(arguments) -> int:
-    from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
-    from dckd.eval.report import dataset_from_folder, write_results
-
-    network, device, _ = _network_for_inference(arguments)
+    network, device = _network_for_inference(arguments)
     scale = arguments.scale or int(getattr(network, "scale", 1))
     y_choice = {"auto": None, "yes": True, "no": False}[arguments.y_channel]
     y_channel, crop_border = evaluation_protocol(arguments.task, scale, y_choice, arguments.crop_border)
@@ -147,11 +133,7 @@ def _command_test(arguments) -> int:
 
 
 def _command_infer(arguments) -> int:
-    from dckd.data import list_images, read_image, write_image
-    from dckd.data.transforms import to_tensor
-    from dckd.eval.restoration import restore
-
-    network, device, torch = _network_for_inference(arguments)
+    network, device = _network_for_inference(arguments)
     scale = int(getattr(network, "scale", 1))
     output_dir = Path(arguments.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -166,21 +148,16 @@ def _command_infer(arguments) -> int:
 
 
 def _command_models(arguments) -> int:
-    from dckd.eval.model_table import model_table
-
     try:
         height, width = (int(value) for value in arguments.input_size.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--input-size {arguments.input_size!r}: expected HxW, e.g. 64x64") from None
+        raise DckdError(f"--input-size {arguments.input_size!r}: expected HxW, e.g. 64x64") from None
     print(model_table(height, width))
     return 0
 
 
 def _command_check_data(arguments) -> int:
-    from dckd.engine.setup import build_dataset
-    from dckd.data.validate import validate_dataset
-
-    config = _load_any_config(arguments.config, arguments.overrides)
+    config = read_config(arguments.config, arguments.overrides)
     specs = ([(config.data.train, config.data.lq_patch_size, True)] if config.data.train else []) + [
         (spec, None, False) for spec in config.data.validation]
     problems = 0
@@ -192,42 +169,40 @@ def _command_check_data(arguments) -> int:
     return 0 if problems == 0 else 1
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from dckd.files.weights import CheckpointError
-    from dckd.config.loading import ConfigError
-    from dckd.data.image_io import DatasetError
+def _command_cache_teacher(arguments) -> int:
+    config = read_config(arguments.config, arguments.overrides)
+    if config.teacher is None or config.data.train is None:
+        raise DckdError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
+    dataset = build_dataset(config.data.train, config.data.scale, None, False, config.train.seed)
+    directory = build_cache(config, dataset, resolve_device(config.train.device),
+                            say=lambda text: print(text, file=sys.stderr))
+    print(directory)
+    return 0
 
-    return (ConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError)
+
+COMMANDS = {
+    "train": _command_train,
+    "test": _command_test,
+    "infer": _command_infer,
+    "models": _command_models,
+    "selfcheck": lambda arguments: selfcheck.main(arguments.directories),
+    "demo": run_demo_command,
+    "train-codebook": run_train_codebook_command,
+    "cache-teacher": _command_cache_teacher,
+    "check-data": _command_check_data,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    handlers = {
-        "train": _command_train,
-        "test": _command_test,
-        "infer": _command_infer,
-        "models": _command_models,
-        "selfcheck": lambda args: __import__("dckd.eval.selfcheck", fromlist=["main"]).main(args.directories),
-        "check-data": _command_check_data,
-    }
-    if arguments.command == "demo":
-        from dckd.apps.demo import run_demo_command as handler
-    elif arguments.command == "train-codebook":
-        from dckd.apps.train_codebook import run_train_codebook_command as handler
-    elif arguments.command == "cache-teacher":
-        from dckd.engine.teacher_cache import run_cache_command as handler
-    else:
-        handler = handlers[arguments.command]
-    from dckd.engine.loop import NonFiniteLossError
-
     try:
-        return handler(arguments)
-    except _user_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return COMMANDS[arguments.command](arguments)
     except NonFiniteLossError as error:
         print(f"stopped: {error}", file=sys.stderr)
         return 3
+    except (DckdError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

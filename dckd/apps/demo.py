@@ -18,8 +18,20 @@ import time
 from pathlib import Path
 
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from dckd.files.weights import atomic_write
+from dckd.config.schema import config_from_dict
+from dckd.data.bundled import bundled_dataset
+from dckd.data.imresize import imresize_tensor
+from dckd.engine.distributed import resolve_device
+from dckd.engine.loop import train
+from dckd.engine.run_log import read_log
+from dckd.engine.setup import construct_network
+from dckd.errors import DckdError
+from dckd.eval.restoration import evaluate_dataset, score_image
+from dckd.files.weights import atomic_write, load_network_weights
+from dckd.methods import METHODS
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 DEMO_TEACHER = {"backbone": "edsr", "options": {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_block": 6}}
@@ -56,8 +68,6 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 def demo_config(method: str, scale: int, iterations: int, seed: int, run_root: Path, batch_size: int, patch: int,
                 device: str, teacher: Path, codebook: Path, overrides: list[str] | tuple = ()):
     """The Config of one demo run (the same for every method but the method and its section)."""
-    from dckd.config.schema import METHOD_NAMES, config_from_dict
-
     raw = {
         "name": method,
         "output_dir": str(run_root),
@@ -76,11 +86,9 @@ def demo_config(method: str, scale: int, iterations: int, seed: int, run_root: P
                   "validate_every_iters": 0, "checkpoint_every_iters": iterations, "keep_checkpoints": 1,
                   "tensorboard": False, "device": device, "auto_resume": False},
     }
-    if method != "scratch" and method != "mclir":
-        raw["teacher"] = {**DEMO_TEACHER, "options": {**DEMO_TEACHER["options"], "upscale": scale},
-                          "checkpoint": str(teacher)}
-    if method in ("dckd", "dckd_star", "mclir"):
-        raw["vqgan"] = {"checkpoint": str(codebook)}
+    raw["teacher"] = {**DEMO_TEACHER, "options": {**DEMO_TEACHER["options"], "upscale": scale},
+                      "checkpoint": str(teacher)}
+    raw["vqgan"] = {"checkpoint": str(codebook)}
     # The published schedule scaled to the run: 1000 of 250k iterations would never fire here. A quarter of the
     # run keeps the negatives clearly worse than the anchor (the paper's Fig. 8: too small a step destabilises).
     history = {"initial_interval_iters": max(iterations // 4, 1), "interval_growth_iters": 0,
@@ -92,13 +100,16 @@ def demo_config(method: str, scale: int, iterations: int, seed: int, run_root: P
         raw["mclir"] = {"vqgan_input_range": "minus_one_one", "history": history}
     section = raw["method"]
     applicable = [text for text in overrides
-                  if text.split(".", 1)[0] not in METHOD_NAMES or text.split(".", 1)[0] == section]
-    return config_from_dict(raw, applicable, source=f"demo {method}")
+                  if text.split(".", 1)[0] not in METHODS or text.split(".", 1)[0] == section]
+    config = config_from_dict(raw, applicable, source=f"demo {method}")
+    # Only the networks the method uses stay in its config (and in its run folder's config.yaml).
+    needs = config.needs
+    keep = {"teacher": needs.teacher, "vqgan": needs.vqgan}
+    return config_from_dict({**raw, **{name: None for name, used in keep.items() if not used}}, applicable,
+                            source=f"demo {method}")
 
 
 def _bicubic(lq: torch.Tensor, scale: int) -> torch.Tensor:
-    from dckd.data.imresize import imresize_tensor
-
     return imresize_tensor(lq.double(), scale).float().clamp(0, 1)
 
 
@@ -126,13 +137,6 @@ def _crop_box(gt: torch.Tensor, size: int) -> tuple[int, int]:
 
 def _write_crops(report: Path, dataset, outputs: dict[str, list[torch.Tensor]], scale: int, size: int = 96) -> list[dict]:
     """Side-by-side crops (LR, bicubic, methods, teacher, HR) with each crop's PSNR (Y), as PNG panels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dckd.eval.restoration import score_image
-
     crops_dir = report / "crops"
     crops_dir.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -151,7 +155,9 @@ def _write_crops(report: Path, dataset, outputs: dict[str, list[torch.Tensor]], 
             patch = images[index][(..., *window)]
             panels.append((label, patch, score_image(patch, gt[(..., *window)], 0, True).psnr))
         panels.append(("HR", gt[(..., *window)], None))
-        figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
+        figure = Figure(figsize=(2.2 * len(panels), 2.6))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(panels))
         for axis, (label, image, value) in zip(axes, panels):
             axis.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             axis.set_title(label + (f"\n{value:.2f} dB" if value is not None else "\n"), fontsize=9)
@@ -159,20 +165,14 @@ def _write_crops(report: Path, dataset, outputs: dict[str, list[torch.Tensor]], 
         figure.tight_layout()
         path = crops_dir / f"{Path(item['name']).stem}.png"
         figure.savefig(path, dpi=110)
-        plt.close(figure)
         entries.append({"image": item["name"], "file": f"crops/{path.name}", "box": [top, left, crop]})
     return entries
 
 
 def _plot_curves(report: Path, runs: dict[str, Path]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dckd.engine.run_log import read_log
-
-    figure, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
+    figure = Figure(figsize=(4.2 * len(runs), 3.2))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(runs), squeeze=False)
     for axis, (label, run_dir) in zip(axes[0], runs.items()):
         records = [record for record in read_log(run_dir / "log.jsonl") if "loss" in record]
         terms = [key for key in records[0] if key not in ("iter", "lr", "seconds_per_iter", "history_updates")]
@@ -184,7 +184,6 @@ def _plot_curves(report: Path, runs: dict[str, Path]) -> None:
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(report / "curves.png", dpi=110)
-    plt.close(figure)
 
 
 def _markdown_table(rows: list[dict], context: str) -> str:
@@ -214,21 +213,14 @@ def run_demo(iterations: int = 400, scale: int = 4, methods: tuple[str, ...] = (
              device: str = "auto", teacher: str | None = None, codebook: str | None = None,
              overrides: list[str] | tuple = ()) -> dict:
     """Train every method, evaluate everything, write the report; returns the table as a dict."""
-    from dckd.engine.setup import construct_network
-    from dckd.files.weights import load_network_weights
-    from dckd.data.bundled import bundled_dataset
-    from dckd.engine.distributed import resolve_device
-    from dckd.eval.restoration import evaluate_dataset
-    from dckd.engine.loop import train
-
     unknown = [method for method in methods if method not in METHOD_LABELS]
     if unknown:
-        raise ValueError(f"--methods: unknown {unknown}; choose from {', '.join(METHOD_LABELS)}")
+        raise DckdError(f"--methods: unknown {unknown}; choose from {', '.join(METHOD_LABELS)}")
     teacher_file = Path(teacher) if teacher else teacher_path(scale)
     codebook_file = Path(codebook) if codebook else codebook_path()
     for label, path in (("teacher", teacher_file), ("codebook", codebook_file)):
         if not path.is_file():
-            raise FileNotFoundError(f"demo {label} {path} not found (shipped teachers: x4, see docs/demo.md; "
+            raise DckdError(f"demo {label} {path} not found (shipped teachers: x4, see docs/demo.md; "
                                     f"pass --{label} for another)")
     report = Path(report)
     report.mkdir(parents=True, exist_ok=True)

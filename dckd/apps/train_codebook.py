@@ -13,15 +13,17 @@ trains its VQGANs. A DCKD config using a codebook from here should therefore set
 ``dckd.vqgan_input_range: minus_one_one`` (``mclir.vqgan_input_range`` likewise); the published code's
 ``zero_one`` feeds [0, 1] images, which this encoder never saw.
 
-Training. Random ``crop_size`` crops with random flips and transposes (``dckd.data.augment``), Adam with
-taming's betas (0.5, 0.9), loss = L1 reconstruction + ``codebook_weight`` * (codebook + ``beta`` *
-commitment) (``dckd.models.vq_autoencoder.autoencoder_loss``), optionally taming's hinge PatchGAN with its
-adaptive weight (off unless ``adversarial_weight`` > 0). Every ``restart_every_iters`` iterations the codes
-no batch chose since the previous restart are re-initialised from encoder outputs of the current batch
-(dead-code restart): small datasets otherwise collapse onto a handful of codes. Usage (perplexity, share
-of codes used) and reconstruction PSNR are measured on a fixed set of evaluation crops before and after
+Training runs on dckd's engine (``dckd.engine.loop``) as method ``codebook`` (``dckd.methods.codebook``):
+random ``crop_size`` crops with random flips and transposes, Adam with taming's betas (0.5, 0.9), loss = L1
+reconstruction + ``codebook_weight`` * (codebook + ``beta`` * commitment), optionally taming's hinge PatchGAN
+with its adaptive weight (off unless ``adversarial_weight`` > 0), dead-code restarts every
+``restart_every_iters`` iterations (small datasets otherwise collapse onto a handful of codes). The run
+folder (``--log-dir``, default ``<output stem>-log`` beside the output) holds ``config.yaml``, ``log.jsonl``
+and checkpoints: running the same command again resumes an interrupted run. Usage (perplexity, share of
+codes used) and reconstruction PSNR are measured on a fixed set of evaluation crops before and after
 training. Everything random (initialisation, crops, flips, restarts) follows from ``seed``: two CPU runs
-with the same arguments give identical weights (cuDNN may make GPU runs differ in the last bits).
+with the same arguments give identical weights (cuDNN may make GPU runs differ in the last bits), and the
+caller's global random state does not move.
 
 Checkpoint (``torch.load(weights_only=True)`` reads it; only tensors and plain Python values):
 ``{"state_dict": taming-named weights (encoder.*, quant_conv.*, quantize.embedding.weight,
@@ -40,22 +42,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import torch
-from torch import Tensor
+from PIL import Image
 
-from dckd.models.vq_autoencoder import (
-    NLayerDiscriminator,
-    VQAutoencoder,
-    adversarial_factor,
-    autoencoder_loss,
-    code_usage,
-    discriminator_hinge_loss,
-)
+from dckd.config.schema import config_from_dict
+from dckd.data.bundled import bundled_root
 from dckd.data.folders import list_images
-from dckd.data.image_io import DatasetError, decode_image
-from dckd.data.sampler import TrainBatchSampler, seed_for
-from dckd.data.transforms import augment
+from dckd.data.sampler import seed_for
+from dckd.engine.distributed import resolve_device
+from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
+from dckd.engine.loop import train
+from dckd.engine.run_log import Progress, RunLog
+from dckd.engine.setup import build_dataset, construct_network
+from dckd.errors import ConfigError, DatasetError
+from dckd.files.weights import load_network_weights, save_torch_atomic
+from dckd.models.vq_autoencoder import CodebookNetwork, code_usage
 
 INPUT_RANGE = "minus_one_one"
 """The ``vqgan_input_range`` a DCKD config must use with a codebook trained here."""
@@ -63,69 +64,15 @@ DEFAULT_CH_MULT = (1, 1, 2, 2, 4)
 """Five levels, as the official f16 VQGAN: DCKD's default ``layer_weights`` expect five feature maps."""
 
 
-# --------------------------------------------------------------------------------------------------
-# Data: random crops of whole images held in memory
-# --------------------------------------------------------------------------------------------------
 def image_paths(images: str | Path) -> list[Path]:
     """The training images: ``bundled`` (the bundled training photographs) or a folder of images."""
-    if str(images) == "bundled":
-        from dckd.data.bundled import bundled_root
-
-        return list_images(bundled_root("train") / "HR")
-    return list_images(images)
+    return list_images(_image_folder(images))
 
 
-class ImageCrops:
-    """Square crops of a list of images, in [0, 1], drawn from explicit seeds.
-
-    Every image is decoded once when constructed (a corrupt or too small file fails before training
-    starts, naming the file); ``cache_images`` keeps the decoded pixels (H*W*3 bytes each) for the run.
-    """
-
-    def __init__(self, paths: Sequence[Path], crop_size: int, cache_images: bool = True) -> None:
-        self.paths = list(paths)
-        self.crop_size = crop_size
-        self.cache: dict[int, np.ndarray] = {}
-        for index, path in enumerate(self.paths):
-            pixels = self._decode(index)
-            height, width = pixels.shape[:2]
-            if min(height, width) < crop_size:
-                raise DatasetError(f"'{path}' is {height}x{width}, smaller than the crop size {crop_size} "
-                                   "(--crop-size); remove it or choose a smaller crop")
-            if cache_images:
-                self.cache[index] = pixels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def _decode(self, index: int) -> np.ndarray:
-        decoded = decode_image(self.paths[index])
-        pixels = decoded.pixels
-        if decoded.bit_depth != 8:  # 16-bit sources: scale to 8 bits once, as every crop is float later anyway
-            pixels = np.floor(pixels.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
-        return pixels
-
-    def crop(self, index: int, seed: int, flips: bool = True) -> Tensor:
-        """A (3, crop_size, crop_size) float32 crop of image ``index``; position and flips from ``seed``."""
-        pixels = self.cache.get(index)
-        if pixels is None:
-            pixels = self._decode(index)
-        generator = torch.Generator().manual_seed(seed)
-        height, width = pixels.shape[:2]
-        top = int(torch.randint(height - self.crop_size + 1, (), generator=generator))
-        left = int(torch.randint(width - self.crop_size + 1, (), generator=generator))
-        patch = pixels[top:top + self.crop_size, left:left + self.crop_size]
-        tensor = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1))).float() / 255.0
-        return augment([tensor], generator)[0] if flips else tensor
-
-    def batch(self, keys: Sequence[tuple[int, int]], flips: bool = True) -> Tensor:
-        """(N, 3, crop_size, crop_size) from ``(index, seed)`` keys."""
-        return torch.stack([self.crop(index, seed, flips) for index, seed in keys])
+def _image_folder(images: str | Path) -> Path:
+    return bundled_root("train") / "HR" if str(images) == "bundled" else Path(images)
 
 
-# --------------------------------------------------------------------------------------------------
-# Architecture and evaluation
-# --------------------------------------------------------------------------------------------------
 def codebook_ddconfig(ch: int, ch_mult: Sequence[int], num_res_blocks: int, attn_resolutions: Sequence[int],
                       z_channels: int, resolution: int) -> dict[str, Any]:
     """A taming ``ddconfig`` with plain lists (it is stored in the checkpoint); ``resolution`` only decides
@@ -136,34 +83,32 @@ def codebook_ddconfig(ch: int, ch_mult: Sequence[int], num_res_blocks: int, attn
 
 
 @torch.no_grad()
-def evaluate(model: VQAutoencoder, images: Tensor, batch_size: int, device: torch.device) -> dict[str, float]:
+def evaluate(model: CodebookNetwork, images: torch.Tensor, batch_size: int, device: torch.device) -> dict[str, float]:
     """Reconstruction and codebook usage on fixed crops ``images`` (N, 3, S, S) in [0, 1].
 
     Returns {"reconstruction": mean |x - rec| in [-1, 1] units (the training term), "psnr": dB in [0, 1]
     units, "codebook": the quantizer loss, "perplexity", "used_codes", "used_fraction"}.
     """
+    was_training = model.training
     model.eval()
     absolute, squared, codebook, indices = 0.0, 0.0, 0.0, []
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device) * 2 - 1
-        reconstruction, codebook_loss, batch_indices = model(x)
+        crops = images[start:start + batch_size].to(device)
+        parts = model(crops, details=True)
+        x, reconstruction = parts["input"], parts["reconstruction"]
         absolute += float((x - reconstruction).abs().mean()) * len(x)
         # [-1, 1] -> [0, 1] halves the error; PSNR is on the clamped image a user would look at.
         squared += float(((x - reconstruction.clamp(-1, 1)) / 2).square().mean()) * len(x)
-        codebook += float(codebook_loss) * len(x)
-        indices.append(batch_indices.cpu())
-    model.train()
+        codebook += float(parts["quantizer_loss"]) * len(x)
+        indices.append(parts["indices"].cpu())
+    model.train(was_training)
     count = len(images)
     usage = code_usage(torch.cat(indices), model.n_embed)
-    mean_squared = squared / count
-    return {"reconstruction": absolute / count, "psnr": 10 * math.log10(1 / max(mean_squared, 1e-12)),
+    return {"reconstruction": absolute / count, "psnr": 10 * math.log10(1 / max(squared / count, 1e-12)),
             "codebook": codebook / count, "perplexity": float(usage["perplexity"]),
             "used_codes": int((usage["counts"] > 0).sum()), "used_fraction": float(usage["used_fraction"])}
 
 
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
 def train_codebook(
     images: str | Path,
     output: str | Path,
@@ -214,8 +159,8 @@ def train_codebook(
         seed: everything random follows from it.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         log_every_iters: interval of the progress line and of ``log.jsonl`` records.
-        log_dir: where ``log.jsonl`` goes (default: ``<output stem>-log`` beside ``output``); a previous
-            ``log.jsonl`` there is replaced, since a new run starts from scratch.
+        log_dir: the run folder (default: ``<output stem>-log`` beside ``output``): ``config.yaml``,
+            ``log.jsonl``, checkpoints; the same command resumes an interrupted run from it.
         cache_images: keep decoded images in memory (False: decode per crop, for folders larger than memory).
         encoder_only: save only what DCKD loads (encoder, quant_conv, codebook): about half the file; the
             decoder (needed only to keep training or to look at reconstructions) is dropped.
@@ -225,111 +170,67 @@ def train_codebook(
         The final evaluation (``evaluate``'s keys) plus {"initial": the evaluation before training,
         "iterations", "seconds", "restarted_codes", "output"}.
     """
-    from dckd.files.weights import save_torch_atomic
-    from dckd.engine.distributed import resolve_device
-    from dckd.engine.run_log import Progress, RunLog
-
     _check_arguments(iterations, batch_size, crop_size, ch, ch_mult, n_embed, log_every_iters, restart_every_iters,
                      evaluation_crops)
     if adversarial_weight > 0 and crop_size < 24:
         # The PatchGAN shrinks its input 8x and then loses 2 more pixels to its last two 4x4 convolutions.
-        raise ValueError(f"--crop-size {crop_size} is too small for the discriminator (--adversarial-weight): "
-                         "use >= 24")
+        raise ConfigError(f"--crop-size {crop_size} is too small for the discriminator (--adversarial-weight): "
+                        "use >= 24")
     output = Path(output)
-    log_dir = Path(log_dir) if log_dir is not None else output.parent / f"{output.stem}-log"
+    run_dir = Path(log_dir) if log_dir is not None else output.parent / f"{output.stem}-log"
     stream = stream or sys.stderr
     target = resolve_device(device)
+    folder = _image_folder(images)
+    _check_image_sizes(image_paths(images), crop_size)
 
-    # Data
-    crops = ImageCrops(image_paths(images), crop_size, cache_images)
-    sampler = TrainBatchSampler(len(crops), batch_size, seed)
-    evaluation_keys = [(index % len(crops), seed_for(seed, "evaluation", index)) for index in range(evaluation_crops)]
-    evaluation_images = crops.batch(evaluation_keys, flips=False)
-
-    # Networks: initialised from the seed without touching the caller's global RNG.
     ddconfig = codebook_ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, z_channels, crop_size)
+    network = {"backbone": "vq_autoencoder",
+               "options": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig, "beta": beta}}
+    config = config_from_dict({
+        "name": run_dir.name, "output_dir": str(run_dir.parent), "method": "codebook", "student": network,
+        "data": {"train": {"kind": "hr_only", "gt_dir": str(folder), "cache_images": cache_images},
+                 "scale": 1, "lq_patch_size": crop_size, "batch_size": batch_size, "num_workers": 0},
+        "optimizer": {"name": "adam", "lr": learning_rate, "betas": [0.5, 0.9]},
+        "schedule": {"name": "constant"},
+        "train": {"total_iters": iterations, "seed": seed, "ema_decay": 0.0, "log_every_iters": log_every_iters,
+                  "validate_every_iters": 0, "checkpoint_every_iters": min(iterations, 500), "keep_checkpoints": 2,
+                  "tensorboard": False, "device": device},
+        "evaluation": {"y_channel": False, "crop_border": 0},
+        "codebook": {"codebook_weight": codebook_weight, "adversarial_weight": adversarial_weight,
+                     "adversarial_start_iters": adversarial_start_iteration, "discriminator_lr": learning_rate,
+                     "restart_every_iters": restart_every_iters},
+    }, source="train-codebook")
+
+    # Fixed evaluation crops (no flips), measured on the initial network (the engine seeds it the same way).
+    crops = build_dataset(config.data.train, 1, crop_size, augment=False)
+    evaluation_images = torch.stack([crops[(index % len(crops), seed_for(seed, "evaluation", index))]["gt"]
+                                     for index in range(evaluation_crops)])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_for(seed, "initialisation"))
-        model = VQAutoencoder(embed_dim, n_embed, ddconfig, beta=beta)
-        discriminator = NLayerDiscriminator() if adversarial_weight > 0 else None
-    model = model.to(target).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(0.5, 0.9))
-    if discriminator is not None:
-        discriminator = discriminator.to(target).train()
-        discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=learning_rate, betas=(0.5, 0.9))
-    restart_generator = torch.Generator(device=target).manual_seed(seed_for(seed, "restarts"))
-
-    initial = evaluate(model, evaluation_images, batch_size, target)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "log.jsonl").unlink(missing_ok=True)
-    run_log = RunLog(log_dir, tensorboard=False)
-    run_log.event(0, evaluation=initial)
+        torch.manual_seed(seed)
+        initial_network = construct_network("vq_autoencoder", network["options"]).to(target)
+    initial = evaluate(initial_network, evaluation_images, batch_size, target)
     progress = Progress(iterations, stream=stream, label="codebook")
-    progress.message(f"train-codebook: {len(crops)} images, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
-                     f"parameters, {n_embed} codes, on {target}; initial PSNR {initial['psnr']:.2f} dB, "
-                     f"{initial['used_codes']}/{n_embed} codes used")
+    progress.message(f"train-codebook: {len(crops)} images, "
+                     f"{sum(p.numel() for p in initial_network.parameters()) / 1e6:.2f}M parameters, {n_embed} codes, "
+                     f"on {target}; initial PSNR {initial['psnr']:.2f} dB, {initial['used_codes']}/{n_embed} codes used")
 
-    # The loop
-    counts_since_restart = torch.zeros(n_embed, dtype=torch.long, device=target)
-    counts_since_log = torch.zeros(n_embed, dtype=torch.long, device=target)
-    sums: dict[str, float] = {}
-    steps_since_log, restarted_total, started = 0, 0, time.monotonic()
-    for iteration in range(1, iterations + 1):
-        x = crops.batch(sampler.batch(iteration - 1)).to(target) * 2 - 1  # [0, 1] -> [-1, 1], as taming
-        latent = model.encode(x)
-        quantised, quantizer_loss, indices = model.quantize(latent)
-        reconstruction = model.decode(quantised)
-        factor = adversarial_factor(iteration, adversarial_start_iteration) if discriminator is not None else 0.0
-        fake_logits = discriminator(reconstruction) if factor > 0 else None
-        terms = autoencoder_loss(x, reconstruction, quantizer_loss, codebook_weight, fake_logits=fake_logits,
-                                 last_layer=model.last_layer, adversarial_weight=adversarial_weight * factor)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
-        if factor > 0:
-            discriminator_loss = discriminator_hinge_loss(discriminator(x), discriminator(reconstruction.detach()))
-            discriminator_optimizer.zero_grad(set_to_none=True)
-            discriminator_loss.backward()
-            discriminator_optimizer.step()
-            terms["discriminator"] = discriminator_loss
-
-        batch_counts = torch.bincount(indices.reshape(-1), minlength=n_embed)
-        counts_since_restart += batch_counts
-        counts_since_log += batch_counts
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
-        steps_since_log += 1
-
-        # Dead-code restart, never in the last interval so the saved codebook has been trained after it.
-        restart_due = restart_every_iters and iteration % restart_every_iters == 0
-        if restart_due and iteration + restart_every_iters <= iterations:
-            restarted = model.quantize.restart_unused_codes(counts_since_restart, latent.detach(), restart_generator)
-            restarted_total += restarted
-            counts_since_restart.zero_()
-            run_log.event(iteration, restarted_codes=restarted)
-
-        if iteration % log_every_iters == 0 or iteration == iterations:
-            values = {name: total / steps_since_log for name, total in sums.items()}
-            probabilities = counts_since_log.float() / counts_since_log.sum()
-            values["perplexity"] = float(torch.exp(-(probabilities * probabilities.clamp_min(1e-10).log()).sum()))
-            values["seconds_per_iter"] = (time.monotonic() - started) / iteration
-            run_log.training(iteration, {"lr": learning_rate, **values})
-            progress.update(iteration, {name: values[name] for name in ("loss", "reconstruction", "perplexity")},
-                            force=True)
-            sums, steps_since_log = {}, 0
-            counts_since_log.zero_()
-    progress.close()
+    run_log = RunLog(run_dir, tensorboard=False)
+    run_log.event(0, evaluation=initial)
+    started = time.monotonic()
+    train(config)
     seconds = time.monotonic() - started
 
-    # Final evaluation and the checkpoint
-    final = evaluate(model, evaluation_images, batch_size, target)
+    with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten; the caller's RNG stays put
+        trained = construct_network("vq_autoencoder", network["options"]).to(target)
+    load_network_weights(trained, run_dir / "weights.pth", key="params", architecture="codebook autoencoder")
+    final = evaluate(trained, evaluation_images, batch_size, target)
     run_log.event(iterations, evaluation=final)
-    run_log.close()
-    weights = model.encoder_state_dict() if encoder_only else model.state_dict()
+    method_state = load_checkpoint(list_checkpoints(run_dir)[0][1])["method"]
+    weights = trained.encoder_state_dict() if encoder_only else trained.state_dict()
     state_dict = {name: tensor.detach().cpu() for name, tensor in weights.items()}
-    if discriminator is not None and not encoder_only:  # taming's names; build_vqgan ignores loss.*
-        state_dict.update({f"loss.discriminator.{name}": tensor.detach().cpu()
-                           for name, tensor in discriminator.state_dict().items()})
+    if "discriminator" in method_state and not encoder_only:  # taming's names; build_vqgan ignores loss.*
+        state_dict.update({f"loss.discriminator.{name}": tensor
+                           for name, tensor in method_state["discriminator"].items()})
     training = {"images": str(images), "iterations": iterations, "batch_size": batch_size, "crop_size": crop_size,
                 "learning_rate": learning_rate, "beta": beta, "codebook_weight": codebook_weight,
                 "adversarial_weight": adversarial_weight, "adversarial_start_iteration": adversarial_start_iteration,
@@ -338,13 +239,27 @@ def train_codebook(
     save_torch_atomic({"state_dict": state_dict,
                        "vqgan_config": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig},
                        "input_range": INPUT_RANGE, "training": training, "statistics": final}, output)
+    restarted = int(method_state["restarted_codes"])
     progress.message(
         f"train-codebook: {final['used_codes']}/{n_embed} codes used ({100 * final['used_fraction']:.0f}%), perplexity "
         f"{final['perplexity']:.1f}, reconstruction PSNR {final['psnr']:.2f} dB (was {initial['psnr']:.2f}) on "
-        f"{evaluation_crops} crops; {restarted_total} codes restarted; {seconds:.0f} s. Saved {output} "
+        f"{evaluation_crops} crops; {restarted} codes restarted; {seconds:.0f} s. Saved {output} "
         f"(use it with dckd.vqgan_input_range: {INPUT_RANGE})")
     return {**final, "initial": initial, "iterations": iterations, "seconds": seconds,
-            "restarted_codes": restarted_total, "output": str(output)}
+            "restarted_codes": restarted, "output": str(output)}
+
+
+def _check_image_sizes(paths: Sequence[Path], crop_size: int) -> None:
+    """Every image holds a crop (read from the headers; the engine decodes and checks every file again)."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except OSError:
+            continue  # the engine's data check names the file and the reason
+        if min(height, width) < crop_size:
+            raise DatasetError(f"'{path}' is {height}x{width}, smaller than the crop size {crop_size} (--crop-size); "
+                               "remove it or choose a smaller crop")
 
 
 def _check_arguments(iterations: int, batch_size: int, crop_size: int, ch: int, ch_mult: Sequence[int],
@@ -353,19 +268,19 @@ def _check_arguments(iterations: int, batch_size: int, crop_size: int, ch: int, 
     for option, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--n-embed", n_embed),
                           ("--log-every", log_every_iters), ("--evaluation-crops", evaluation_crops)):
         if value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
+            raise ConfigError(f"{option} must be at least 1, got {value}")
     if restart_every_iters < 0:
-        raise ValueError(f"--restart-every must be >= 0 (0 = never), got {restart_every_iters}")
+        raise ConfigError(f"--restart-every must be >= 0 (0 = never), got {restart_every_iters}")
     if len(ch_mult) < 1:
-        raise ValueError("--ch-mult needs at least one level")
+        raise ConfigError("--ch-mult needs at least one level")
     factor = 2 ** (len(ch_mult) - 1)
     if crop_size < factor or crop_size % factor:
-        raise ValueError(f"--crop-size {crop_size} must be a multiple of {factor} (2 ** (levels - 1), "
-                         f"{len(ch_mult)} levels in --ch-mult)")
+        raise ConfigError(f"--crop-size {crop_size} must be a multiple of {factor} (2 ** (levels - 1), "
+                        f"{len(ch_mult)} levels in --ch-mult)")
     widths = [ch * multiplier for multiplier in ch_mult]
     if any(width % 32 for width in widths):
-        raise ValueError(f"--ch {ch} x --ch-mult {list(ch_mult)} gives widths {widths}; every width must be a "
-                         "multiple of 32 (GroupNorm with 32 groups)")
+        raise ConfigError(f"--ch {ch} x --ch-mult {list(ch_mult)} gives widths {widths}; every width must be a "
+                        "multiple of 32 (GroupNorm with 32 groups)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,11 +17,9 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from dckd.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
 def _type_name(annotation: Any) -> str:
@@ -142,7 +140,10 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
 
 
 def to_dict(config: Any) -> Any:
-    """Plain YAML-friendly structure (tuples become lists) of a dataclass tree."""
+    """Plain YAML-friendly structure (tuples become lists) of a dataclass tree; a dataclass with its own
+    ``to_dict()`` (``Config``: the method's options under the method's name) gives that."""
+    if dataclasses.is_dataclass(config) and hasattr(config, "to_dict"):
+        return config.to_dict()
     if dataclasses.is_dataclass(config):
         return {field.name: to_dict(getattr(config, field.name)) for field in dataclasses.fields(config)}
     if isinstance(config, (list, tuple)):
@@ -199,5 +200,6 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def dump_yaml(config: Any) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None, width=110)
+def dump_yaml(data: Any) -> str:
+    """YAML text of a plain structure or a dataclass tree."""
+    return yaml.safe_dump(to_dict(data), sort_keys=False, default_flow_style=None, width=110)

@@ -54,7 +54,9 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
-from dckd.config.loading import ConfigError
+from dckd.errors import ConfigError
+from dckd.models.backbones import BACKBONES, PRESETS
+from dckd.models.vqgan import DDCONFIG_KEYS
 
 MODEL_TYPES = {"DCKDModel": "dckd", "SRModel": "scratch"}
 """``model_type`` values this module reads, and the dckd method each becomes."""
@@ -155,8 +157,6 @@ class _Reader:
 # --------------------------------------------------------------------------------------------------
 def _full_arguments(backbone: str, options: dict) -> dict:
     """Constructor arguments with the defaults filled in, lists for sequences (to compare with presets)."""
-    from dckd.models.backbones import BACKBONES
-
     signature = inspect.signature(BACKBONES[backbone])
     bound = signature.bind_partial(**options)
     bound.apply_defaults()
@@ -169,8 +169,6 @@ def _full_arguments(backbone: str, options: dict) -> dict:
 
 def _network(reader: _Reader, section: str) -> dict | None:
     """``network_*`` -> a dckd NetworkConfig mapping: a preset when the parameters equal one."""
-    from dckd.models.backbones import BACKBONES, PRESETS
-
     raw = reader.get(section)
     if raw is None:
         return None
@@ -198,8 +196,6 @@ def _vqgan(reader: _Reader, notes: list[str]) -> dict:
     section: dict[str, Any] = {}
     raw = reader.get("network_vqgan")
     if isinstance(raw, dict):
-        from dckd.models.vqgan import DDCONFIG_KEYS
-
         for key in ("embed_dim", "n_embed"):
             if key in raw:
                 section[key] = reader.number(f"network_vqgan.{key}", integer=True)

@@ -7,14 +7,13 @@ types are errors naming the option) and applies ``--set a.b=value`` overrides th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from dckd.config.loading import ConfigError, apply_overrides, from_dict, read_yaml
-
-METHOD_NAMES = ("scratch", "logits", "fakd", "dckd", "mclir")
-METHODS_WITH_TEACHER = ("logits", "fakd", "dckd")
+from dckd.config.loading import apply_overrides, from_dict, read_yaml, to_dict
+from dckd.errors import ConfigError
+from dckd.methods import METHODS
 
 
 def _require(condition: bool, message: str) -> None:
@@ -184,162 +183,6 @@ class ScheduleConfig:
 
 
 # --------------------------------------------------------------------------------------------------
-# Methods: one section per method; only the selected method's section may be set in a YAML file.
-# --------------------------------------------------------------------------------------------------
-ReconstructionLoss = Literal["l1", "charbonnier"]
-
-
-@dataclass
-class ScratchConfig:
-    reconstruction_loss: ReconstructionLoss = "l1"
-    """Loss to ground truth."""
-    reconstruction_weight: float = 1.0
-    """Weight of the loss to ground truth."""
-
-
-@dataclass
-class LogitsConfig:
-    reconstruction_loss: ReconstructionLoss = "l1"
-    """Loss to ground truth."""
-    reconstruction_weight: float = 1.0
-    """Weight of the loss to ground truth."""
-    kd_weight: float = 1.0
-    """Weight of mean|S(x) - T(x)| (output distillation)."""
-
-
-@dataclass
-class FAKDConfig:
-    reconstruction_loss: ReconstructionLoss = "l1"
-    """Loss to ground truth."""
-    reconstruction_weight: float = 1.0
-    """Weight of the loss to ground truth."""
-    kd_weight: float = 0.0
-    """Weight of the output-distillation term mean|S(x) - T(x)| (off in the FAKD paper)."""
-    affinity_weight: float = 1.0
-    """Weight of the spatial-affinity loss (mean over the layer pairs of mean|A_S - A_T|)."""
-    student_layers: list[str] = field(default_factory=list)
-    """Module paths in the student whose outputs are compared (forward hooks; empty = the backbone's default)."""
-    teacher_layers: list[str] = field(default_factory=list)
-    """Matching module paths in the teacher (same length as ``student_layers``)."""
-
-    def __post_init__(self) -> None:
-        _require(
-            len(self.student_layers) == len(self.teacher_layers),
-            f"student_layers ({len(self.student_layers)}) and fakd.teacher_layers ({len(self.teacher_layers)}) "
-            "must pair up one to one",
-        )
-
-
-@dataclass
-class HistoryConfig:
-    decay: float = 0.1
-    """alpha in theta_H <- alpha * theta_H + (1 - alpha) * theta_source (published: 0.1)."""
-    source: Literal["ema", "student"] = "ema"
-    """Where the history model's new weights come from: the EMA student (published code) or the live student (paper)."""
-    initial_interval_iters: int = 1000
-    """Update every s iterations; s starts here (paper's best: 1000)."""
-    interval_growth_iters: int = 1000
-    """s grows by this much ..."""
-    interval_growth_every_iters: int = 100000
-    """... every this many iterations (published: s = 1000 / 2000 / 3000 over 0-100k / 100k-200k / 200k-300k;
-    this rule continues the pattern for runs of any length)."""
-
-    def __post_init__(self) -> None:
-        _require(0.0 <= self.decay <= 1.0, f"decay must be in [0, 1], got {self.decay}")
-        _require(self.initial_interval_iters >= 1, "initial_interval_iters must be >= 1")
-        _require(self.interval_growth_iters >= 0, "interval_growth_iters must be >= 0")
-        _require(self.interval_growth_every_iters >= 1, "interval_growth_every_iters must be >= 1")
-
-
-DEGRADATION_KINDS = ("noise", "blur", "resize", "mix")
-LCR_OPERATIONS = ("invert", "vflip", "hflip", "transpose")
-
-
-@dataclass
-class DCKDConfig:
-    reconstruction_loss: ReconstructionLoss = "l1"
-    """Loss to ground truth (L_rec)."""
-    reconstruction_weight: float = 1.0
-    """Weight of L_rec."""
-    kd_weight: float = 1.0
-    """Weight of L_kd = mean|S(x) - T(x)|."""
-    contrastive_weight: float = 0.1
-    """lambda_dcl, the dynamic contrastive regularisation (0 = off: no history model, no negatives, no VQGAN features)."""
-    layer_weights: list[float] = field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0])
-    """Weight of each VQGAN feature level in L_dcl."""
-    num_negatives: int = 5
-    """Negatives per anchor: the history model on the clean input plus ``num_negatives - 1`` degraded copies
-    (the published ``num_neg`` is ``num_negatives - 1``)."""
-    include_clean_negative: bool = True
-    """Whether the history model's restoration of the clean input is one of the negatives (published: yes)."""
-    degradations: list[Literal["noise", "blur", "resize", "mix"]] = field(default_factory=lambda: ["noise"])
-    """Degradations of the negatives' inputs (published configs: noise only; ``mix`` = blur, resize and noise)."""
-    history: HistoryConfig = field(default_factory=HistoryConfig)
-    """The history model that restores the negatives."""
-    codebook_weight: float = 0.001
-    """lambda_ce, the distribution-mapping cross-entropy over VQGAN codebook assignments (0 = off)."""
-    codebook_formula: Literal["released", "paper"] = "released"
-    """``released``: cross_entropy(input=C_S, target=C_T) as the published code (a second softmax over
-    probabilities); ``paper``: -sum_k C_T log C_S (Eq. 9)."""
-    vqgan_input_range: Literal["zero_one", "minus_one_one"] = "zero_one"
-    """Range of the images fed to the VQGAN: [0, 1] as the published code (the VQGAN was trained on
-    [-1, 1]; ``minus_one_one`` feeds it what it expects)."""
-    lcr_weight: float = 0.0
-    """DCKD*: weight of the label-consistency term (released configs: 1.0; 0 = plain DCKD)."""
-    lcr_side: Literal["teacher", "student"] = "teacher"
-    """``teacher``: the released DCKD code, L = mean|S(x) - A^-1(T(A(x)))|; ``student``: DUKD's own form,
-    L = mean|S(A(x)) - T(A(x))|."""
-    lcr_probability: float = 0.5
-    """Per-sample probability of each augmentation (released DCKD: 0.5; DUKD: 0.3)."""
-    lcr_operations: list[Literal["invert", "vflip", "hflip", "transpose"]] = field(
-        default_factory=lambda: ["invert", "vflip", "hflip", "transpose"]
-    )
-    """Invertible augmentations: colour inversion 1-x, vertical flip, horizontal flip, H/W transpose."""
-    upcycling_weight: float = 0.0
-    """DUKD data upcycling: weight of mean|S(u) - T(u)| on zoom-in / zoom-out inputs u (0 = off)."""
-    upcycling_zoom_in: bool = True
-    """Zoom-in: GT sub-patches of the input patch size become extra inputs."""
-    upcycling_zoom_out: bool = True
-    """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
-
-    def __post_init__(self) -> None:
-        for name in ("reconstruction_weight", "kd_weight", "contrastive_weight", "codebook_weight", "lcr_weight",
-                     "upcycling_weight"):
-            _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        _require(self.num_negatives >= 1, f"num_negatives must be >= 1, got {self.num_negatives}")
-        _require(
-            self.include_clean_negative or self.num_negatives >= 1,
-            "num_negatives must leave at least one negative",
-        )
-        _require(0.0 <= self.lcr_probability <= 1.0, f"lcr_probability must be in [0, 1], got {self.lcr_probability}")
-        _require(len(self.layer_weights) >= 1, "layer_weights must not be empty")
-        _require(len(self.degradations) >= 1 or (self.include_clean_negative and self.num_negatives == 1),
-                 "degradations is empty but degraded negatives are requested")
-
-    @property
-    def num_degraded_negatives(self) -> int:
-        return self.num_negatives - 1 if self.include_clean_negative else self.num_negatives
-
-
-@dataclass
-class MCLIRConfig:
-    reconstruction_loss: ReconstructionLoss = "l1"
-    """Loss to ground truth."""
-    reconstruction_weight: float = 1.0
-    """Weight of the loss to ground truth."""
-    contrast_weight: float = 0.1
-    """Weight of the model-contrastive term: anchor S(x), positive the ground truth, negative the history model H(x)."""
-    feature_space: Literal["vqgan", "pixel"] = "vqgan"
-    """Where distances are taken: the frozen VQGAN's feature levels, or plain pixels."""
-    layer_weights: list[float] = field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0])
-    """Weight of each VQGAN level (``vqgan`` feature space)."""
-    vqgan_input_range: Literal["zero_one", "minus_one_one"] = "zero_one"
-    """Range of the images fed to the VQGAN."""
-    history: HistoryConfig = field(default_factory=HistoryConfig)
-    """The history model (a slowly updated copy of the student)."""
-
-
-# --------------------------------------------------------------------------------------------------
 # Training, evaluation, caching
 # --------------------------------------------------------------------------------------------------
 @dataclass
@@ -415,12 +258,13 @@ class Config:
     """Run name; the run folder is ``output_dir/name``."""
     output_dir: str = "runs"
     """Parent folder of run folders."""
-    method: Literal["scratch", "logits", "fakd", "dckd", "mclir"] = "scratch"
-    """Training method; its section below holds its loss weights."""
+    method: str = "scratch"
+    """Training method, a key of ``dckd.methods.METHODS`` (scratch, logits, fakd, dckd, mclir, codebook); the
+    section of the same name holds its options."""
     student: NetworkConfig = field(default_factory=lambda: NetworkConfig(preset="swinir_s_x4"))
     """The network being trained."""
     teacher: NetworkConfig | None = None
-    """Frozen teacher (required by logits, fakd and dckd)."""
+    """Frozen teacher (required by the methods that use one: logits, fakd, dckd)."""
     vqgan: VQGANConfig | None = None
     """Frozen VQGAN (required by dckd's contrastive and codebook terms and by mclir's vqgan feature space)."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -435,31 +279,42 @@ class Config:
     """Validation and ``dckd test`` protocol."""
     teacher_cache: TeacherCacheConfig = field(default_factory=TeacherCacheConfig)
     """Teacher-output cache."""
-    scratch: ScratchConfig = field(default_factory=ScratchConfig)
-    """Options of method ``scratch``."""
-    logits: LogitsConfig = field(default_factory=LogitsConfig)
-    """Options of method ``logits``."""
-    fakd: FAKDConfig = field(default_factory=FAKDConfig)
-    """Options of method ``fakd``."""
-    dckd: DCKDConfig = field(default_factory=DCKDConfig)
-    """Options of method ``dckd`` (DCKD* = ``lcr_weight > 0``)."""
-    mclir: MCLIRConfig = field(default_factory=MCLIRConfig)
-    """Options of method ``mclir``."""
+    method_options: Any = field(default=None, metadata={"yaml": False})
+    """The selected method's options (its ``Options`` dataclass); in YAML, the section named like the method."""
 
     def __post_init__(self) -> None:
-        if self.method in METHODS_WITH_TEACHER:
-            _require(self.teacher is not None, f"method {self.method!r} needs a teacher: set the 'teacher' section")
-        needs_vqgan = (self.method == "dckd" and (self.dckd.contrastive_weight > 0 or self.dckd.codebook_weight > 0)) or (
-            self.method == "mclir" and self.mclir.contrast_weight > 0 and self.mclir.feature_space == "vqgan"
-        )
-        if needs_vqgan:
-            _require(self.vqgan is not None, f"method {self.method!r} with these weights needs a 'vqgan' section")
-        _require(self.evaluation.tile_size >= 0, "evaluation.tile_size must be >= 0")
+        if self.method not in METHODS:
+            raise ConfigError(f"method: {self.method!r} is not a method; accepted values: {', '.join(map(repr, METHODS))}")
+        options_class = METHODS[self.method].Options
+        if self.method_options is None:
+            self.method_options = options_class()
+        if type(self.method_options) is not options_class:
+            raise ConfigError(f"{self.method}: expected {options_class.__name__}, got {type(self.method_options).__name__}")
+        needs = self.needs
+        if needs.teacher and self.teacher is None:
+            raise ConfigError(f"method {self.method!r} needs a teacher: set the 'teacher' section")
+        if needs.vqgan and self.vqgan is None:
+            raise ConfigError(f"method {self.method!r} with these weights needs a 'vqgan' section")
+        if self.evaluation.tile_size < 0:
+            raise ConfigError("evaluation.tile_size must be >= 0")
+
+    def __getattr__(self, name: str) -> Any:
+        # ``config.dckd`` reads the selected method's options by the section's name.
+        if name in METHODS and name == self.__dict__.get("method"):
+            return self.__dict__["method_options"]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}"
+                             + (f" (method is {self.__dict__.get('method')!r})" if name in METHODS else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form: the method's options under the method's name; it reloads to an equal ``Config``."""
+        data = {field.name: to_dict(getattr(self, field.name)) for field in fields(self) if field.name != "method_options"}
+        data[self.method] = to_dict(self.method_options)
+        return data
 
     @property
-    def method_options(self) -> Any:
-        """The section of the selected method."""
-        return getattr(self, self.method)
+    def needs(self):
+        """What the selected method needs with these options (``dckd.methods.base.Needs``)."""
+        return METHODS[self.method].needs(self.method_options)
 
     @property
     def run_dir(self) -> Path:
@@ -467,15 +322,31 @@ class Config:
 
 
 def config_from_dict(data: dict, overrides: list[str] | None = None, source: str = "config") -> Config:
-    """Validate a raw mapping (plus dotted overrides) into a ``Config``."""
+    """Validate a raw mapping (plus dotted overrides) into a ``Config``.
+
+    The section named like ``method`` is read with that method's ``Options``. A section of another method
+    is an error (a typo would silently do nothing), unless it holds exactly that method's defaults, as the
+    ``config.yaml`` files of dckd 0.1 (which listed every method's section) do.
+    """
     data = apply_overrides(dict(data), list(overrides or []))
+    if "method_options" in data:
+        raise ConfigError(f"{source}: method_options: unknown option; put the method's options in the section "
+                          "named like the method (e.g. dckd:)")
     selected = data.get("method", "scratch")
-    for section in METHOD_NAMES:
-        if section in data and section != selected:
-            raise ConfigError(
-                f"{source}: section {section!r} is set but method is {selected!r}; remove it or set method: {section}"
-            )
-    return from_dict(Config, data)
+    if not isinstance(selected, str) or selected not in METHODS:
+        raise ConfigError(f"{source}: method: {selected!r} is not a method; accepted values: "
+                          f"{', '.join(map(repr, METHODS))}")
+    for name, method_class in METHODS.items():
+        if name == selected or name not in data:
+            continue
+        section = data.pop(name)
+        defaults = to_dict(method_class.Options())
+        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) == defaults):
+            raise ConfigError(f"{source}: section {name!r} is set but method is {selected!r}; remove it or set "
+                              f"method: {name}")
+    section = data.pop(selected, None)
+    options = from_dict(METHODS[selected].Options, section if section is not None else {}, selected)
+    return from_dict(Config, {**data, "method_options": options})
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -26,9 +26,7 @@ from dckd.data.folders import (
 )
 from dckd.data.image_io import (
     DEFAULT_MAX_PIXELS,
-    DatasetError,
     DecodedImage,
-    ImageReadError,
     decode_image,
     read_image,
     read_image_uint8,
@@ -36,6 +34,7 @@ from dckd.data.image_io import (
 )
 from dckd.data.sampler import TrainBatchSampler, seed_for
 from dckd.data.transforms import augment, mod_crop, paired_random_crop, to_tensor
+from dckd.errors import DatasetError, ImageReadError
 from dckd.data.validate import Problem, ValidationReport, check_dataset, validate_dataset
 
 __all__ = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dckd.data.datasets import RestorationDataset, sr_benchmark
-from dckd.data.image_io import DatasetError
+from dckd.errors import DatasetError
 
 BUNDLED_SPLITS = ("train", "test")
 """12 training photographs and 5 test photographs (a face, fur, dense edges, colour, handwriting)."""

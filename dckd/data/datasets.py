@@ -48,7 +48,8 @@ from dckd.data.folders import (
     list_images,
     match_pairs,
 )
-from dckd.data.image_io import DEFAULT_MAX_PIXELS, DatasetError, decode_image
+from dckd.data.image_io import DEFAULT_MAX_PIXELS, decode_image
+from dckd.errors import DatasetError
 from dckd.data.transforms import augment as augment_tensors
 from dckd.data.transforms import (
     center_crop_origin,
@@ -111,7 +112,7 @@ class RestorationDataset(Dataset):
         return len(self.gt_paths)
 
     def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor | str]:
-        index, seed = _parse_key(key, len(self))
+        index, seed = parse_key(key, len(self))
         # Crop the stored integer pixels (CHW views, no copy) and convert only the patch to float:
         # converting a whole 2K image per sample would cost more than decoding it.
         lq, gt = self.load_pixels(index)
@@ -291,6 +292,8 @@ class BicubicDataset(RestorationDataset):
         return lq_pixels.transpose(2, 0, 1), gt_pixels.transpose(2, 0, 1)
 
     def _downscale(self, gt_pixels: np.ndarray) -> np.ndarray:
+        if self.scale == 1:  # clean images as both input and target (the codebook autoencoder)
+            return gt_pixels
         # bicubic_degrade takes uint8 exactly as MATLAB does; 16-bit sources go through [0, 1] floats.
         source = gt_pixels if gt_pixels.dtype == np.uint8 else gt_pixels.astype(np.float64) / 65535.0
         if self.quantize_lq:
@@ -373,7 +376,7 @@ def _from_match(match: PairMatch, scale: int, missing_pairs: str, options: dict)
 # ---------------------------------------------------------------------------------------------------
 
 
-def _parse_key(key: SampleKey, length: int) -> tuple[int, int | None]:
+def parse_key(key: SampleKey, length: int) -> tuple[int, int | None]:
     if isinstance(key, (tuple, list)):
         if len(key) != 2:
             raise TypeError(f"a dataset key is an index or (index, seed), got {key!r}")

@@ -20,7 +20,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from dckd.data.image_io import DatasetError
+from dckd.errors import DatasetError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from dckd.errors import DatasetError, ImageReadError
+
 # A 16384 x 16384 image: 3 GiB as float32 RGB. Far above any training or benchmark image (DIV2K is
 # 2040 x 1356, 8K frames are 33M pixels) and above Pillow's default guard (89M pixels, which stops
 # some legitimate panoramas), yet it still stops a malicious header claiming billions of pixels
@@ -50,29 +52,6 @@ ALPHA_POLICIES = ("error", "drop")
 # Pillow's guard is a process-wide setting read inside ``Image.open``; it is switched off only while
 # this module parses a header (under this lock) and our own ``max_pixels`` check runs right after.
 _PILLOW_GUARD_LOCK = threading.Lock()
-
-
-class DatasetError(Exception):
-    """A problem with the data on disk, with a message written for the user (no traceback needed)."""
-
-
-class ImageReadError(DatasetError):
-    """An image that cannot be read; ``str(error)`` names the file and the reason.
-
-    ``ImageReadError(path, reason)`` is the normal form. With a single argument the argument is the whole
-    message: this is how ``torch.utils.data.DataLoader`` re-raises an error from a worker process (and
-    how pickling restores it), and the message still names the file.
-    """
-
-    def __init__(self, path: str | os.PathLike, reason: str | None = None):
-        if reason is None:
-            message = str(path)
-            self.path: Path | None = None
-        else:
-            self.path = Path(path)
-            message = f"cannot read image '{path}': {reason}"
-        self.reason = reason
-        super().__init__(message)
 
 
 @dataclasses.dataclass(frozen=True)

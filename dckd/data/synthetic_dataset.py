@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from dckd.data.datasets import RestorationDataset, _parse_key
+from dckd.data.datasets import RestorationDataset, parse_key
 from dckd.data.sampler import seed_for
 from dckd.data.synthetic import TASKS, synthesize
 from dckd.data.transforms import augment as augment_tensors
@@ -44,7 +44,7 @@ class SyntheticDataset(RestorationDataset):
         return gt, gt  # validation checks the clean files; the degraded copy exists only in memory
 
     def __getitem__(self, key):
-        index, seed = _parse_key(key, len(self))
+        index, seed = parse_key(key, len(self))
         generator = torch.Generator().manual_seed(seed if seed is not None else seed_for(self.base_seed, "synthetic", index))
         _, clean = self.clean.load_pair(index)
         if self.lq_patch_size is not None:

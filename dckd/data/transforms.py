@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from dckd.data.image_io import DatasetError
+from dckd.errors import DatasetError
 
 ArrayOrTensor = torch.Tensor | np.ndarray
 """A ``(C, H, W)`` image: a tensor, or a numpy array (the crops accept both)."""

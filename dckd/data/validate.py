@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dckd.data.datasets import RestorationDataset
-from dckd.data.image_io import DEFAULT_MAX_PIXELS, DatasetError, ImageReadError, decode_image
+from dckd.data.image_io import DEFAULT_MAX_PIXELS, decode_image
+from dckd.errors import DatasetError, ImageReadError
 
 # Problems listed in a summary before the rest are counted; ``report.problems`` always has them all.
 _SUMMARY_LIMIT = 100

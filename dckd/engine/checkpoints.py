@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from dckd.files.weights import CheckpointError, atomic_write, file_sha256, save_torch_atomic
+from dckd.files.weights import atomic_write, file_sha256, read_checkpoint, save_torch_atomic
+from dckd.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "dckd-training-checkpoint"
 WEIGHTS_FORMAT = "dckd-weights"
@@ -105,8 +106,6 @@ def save_weights(path: Path, student: dict, ema: dict | None, network: dict[str,
 
 def network_spec(path: str | Path) -> dict[str, Any] | None:
     """The ``network`` entry (backbone and constructor options) of a dckd weights/checkpoint file, if any."""
-    from dckd.files.weights import read_checkpoint
-
     if Path(path).suffix.lower() == ".safetensors":
         return None
     content = read_checkpoint(path)

@@ -6,24 +6,22 @@ Run ``dckd train CONFIG`` on one process, or ``torchrun --nproc_per_node=N -m dc
 
 from __future__ import annotations
 
-import math
+import os
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from dckd.engine import distributed
-from dckd.models.averaging import freeze, frozen_copy, interpolate_, unwrap
-from dckd.engine.setup import build_dataset, build_method, build_network, build_optimizer, build_vqgan, network_record
-from dckd.config.schema import Config
-from dckd.files.weights import CheckpointError
 from dckd.config.loading import dump_yaml
-from dckd.data.image_io import DatasetError
-from dckd.eval.restoration import autocast_context, evaluate_dataset, evaluation_protocol
+from dckd.config.schema import Config
+from dckd.data.sampler import TrainBatchSampler, seed_for
+from dckd.data.validate import check_dataset
+from dckd.engine import distributed
 from dckd.engine.checkpoints import (
     latest_valid_checkpoint,
     load_checkpoint,
@@ -33,10 +31,11 @@ from dckd.engine.checkpoints import (
 )
 from dckd.engine.run_log import Progress, RunLog
 from dckd.engine.schedules import learning_rate
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive non-finite losses; the last good state was saved."""
+from dckd.engine.setup import build_dataset, build_method, build_network, build_optimizer, build_vqgan, network_record
+from dckd.engine.teacher_cache import attach, check_applies
+from dckd.errors import CheckpointError, DatasetError, NonFiniteLossError
+from dckd.eval.restoration import autocast_context, evaluate_dataset, evaluation_protocol
+from dckd.models.averaging import freeze, frozen_copy, interpolate_, unwrap
 
 
 class _StopRequest:
@@ -79,8 +78,6 @@ def _stage_start(config: Config, stage: int) -> int:
 
 def _loader(config, context, dataset, stage: int, patch: int, global_batch: int, first_iteration: int) -> DataLoader:
     """An endless loader for one stage, positioned at ``first_iteration`` (1-based) of the run."""
-    from dckd.data.sampler import TrainBatchSampler, seed_for
-
     if global_batch % context.world_size:
         raise ValueError(f"data.batch_size {global_batch} is not divisible by the {context.world_size} processes")
     dataset.lq_patch_size = patch
@@ -104,8 +101,6 @@ def _check_data(config: Config, dataset, say, lq_patch_size: int | None = None):
     """Decode every file once before training (in parallel); stop, or skip bad files when asked.
 
     ``lq_patch_size``: the largest training patch of the run (progressive stages grow it)."""
-    from dckd.data.validate import check_dataset
-
     options = {"lq_patch_size": lq_patch_size} if lq_patch_size else {}
     dataset, report = check_dataset(dataset, workers=max(config.data.num_workers, 2),
                                     skip_bad=config.data.skip_bad_files, **options)
@@ -125,28 +120,27 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return moved
 
 
-def _method_needs(config: Config) -> tuple[bool, bool]:
-    """(needs the teacher, needs the VQGAN) for the selected method and weights."""
-    options = config.method_options
-    if config.method == "dckd":
-        return True, options.contrastive_weight > 0 or options.codebook_weight > 0
-    if config.method == "mclir":
-        return False, options.contrast_weight > 0 and options.feature_space == "vqgan"
-    return config.method in ("logits", "fakd"), False
+def train(config: Config, resume: str | None = None, networks: dict[str, nn.Module] | None = None,
+          datasets: dict[str, Any] | None = None) -> Path:
+    """Train as ``config`` says; returns the run folder. ``resume``: a checkpoint path (else auto-resume).
 
-
-def train(config: Config, resume: str | None = None) -> Path:
-    """Train as ``config`` says; returns the run folder. ``resume``: a checkpoint path (else auto-resume)."""
+    ``networks`` (``student``, ``teacher``, ``vqgan``) and ``datasets`` (``train``, ``validation``: a list)
+    replace what the config would build: the Python API (``dckd.distill``) passes the user's objects. The
+    caller's global random state is left as it was.
+    """
     context = distributed.initialise(config.train.device)
+    devices = [context.device] if context.device.type == "cuda" else []
     try:
-        return _train(config, context, resume)
+        with torch.random.fork_rng(devices=devices):
+            return _train(config, context, resume, networks or {}, datasets or {})
     finally:
         distributed.shutdown()
 
 
-def _train(config: Config, context: distributed.Context, resume: str | None) -> Path:
+def _train(config: Config, context: distributed.Context, resume: str | None, networks: dict[str, nn.Module],
+           datasets: dict[str, Any]) -> Path:
     run_dir, device, options = config.run_dir, context.device, config.train
-    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else open("/dev/null", "w"))
+    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else open(os.devnull, "w"))
     say = progress.message if context.is_main else (lambda text: None)
 
     # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
@@ -154,15 +148,19 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
     torch.manual_seed(options.seed)
 
     # ---- data (everything is checked before anything is written to the run folder)
-    if config.data.train is None:
-        raise ValueError("data.train is not set: nothing to train on")
     scale = config.data.scale
     missing_pairs = "report" if config.data.check_files else "error"
-    train_set = build_dataset(config.data.train, scale, config.data.lq_patch_size, config.data.augment, options.seed,
-                              missing_pairs)
-    validation_sets = [build_dataset(spec, scale, None, False, missing_pairs=missing_pairs)
-                       for spec in config.data.validation]
-    if config.data.check_files:
+    train_set = datasets.get("train")
+    if train_set is None:
+        if config.data.train is None:
+            raise DatasetError("data.train is not set: nothing to train on")
+        train_set = build_dataset(config.data.train, scale, config.data.lq_patch_size, config.data.augment,
+                                  options.seed, missing_pairs)
+    validation_sets = datasets.get("validation")
+    if validation_sets is None:
+        validation_sets = [build_dataset(spec, scale, None, False, missing_pairs=missing_pairs)
+                           for spec in config.data.validation]
+    if config.data.check_files and "train" not in datasets:
         if context.is_main:
             largest_patch = max([config.data.lq_patch_size] + [stage.lq_patch_size for stage in config.data.progressive])
             train_set = _check_data(config, train_set, say, largest_patch)
@@ -170,8 +168,7 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
         train_set, validation_sets = distributed.broadcast_object((train_set, validation_sets), context)
 
     if config.teacher_cache.enabled:
-        from dckd.engine.teacher_cache import attach
-
+        check_applies(config)
         if context.is_main:
             say(f"teacher-output cache: {attach(config, train_set, device, say)}")
         distributed.barrier(context)
@@ -179,10 +176,15 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
             attach(config, train_set, device, say)
 
     # ---- networks: the student trains; teacher, VQGAN (and EMA, history) are frozen and never wrapped.
-    needs_teacher, needs_vqgan = _method_needs(config)
-    student = build_network(config.student, "student").to(device)
-    teacher = freeze(build_network(config.teacher, "teacher").to(device)) if needs_teacher else None
-    vqgan = build_vqgan(config.vqgan).to(device) if needs_vqgan else None
+    needs = config.needs
+    student = networks["student"] if "student" in networks else build_network(config.student, "student")
+    student = student.to(device).train()
+    teacher = vqgan = None
+    if needs.teacher:
+        teacher = networks["teacher"] if "teacher" in networks else build_network(config.teacher, "teacher")
+        teacher = freeze(teacher).to(device)
+    if needs.vqgan:
+        vqgan = freeze(networks["vqgan"] if "vqgan" in networks else build_vqgan(config.vqgan)).to(device)
     if options.channels_last:
         for network in (student, teacher, vqgan):
             if network is not None:
@@ -335,7 +337,9 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 interpolate_(ema, student, options.ema_decay)
-            extra = method.after_step(iteration, trained, ema)
+            events = method.after_step(iteration, student, ema)
+            if events and context.is_main:
+                run_log.event(iteration, **events)
 
             for name, value in result.items():
                 if name != "output":
@@ -344,6 +348,7 @@ def _train(config: Config, context: distributed.Context, resume: str | None) -> 
             if iteration % options.log_every_iters == 0 or iteration == options.total_iters:
                 values = distributed.all_reduce_mean({name: total / counted for name, total in sums.items()}, context)
                 seconds = (time.monotonic() - interval_started) / counted
+                extra = method.interval_values()
                 if context.is_main:
                     run_log.training(iteration, {"lr": lr, **values, **extra, "seconds_per_iter": seconds})
                     progress.update(iteration, values, force=True)

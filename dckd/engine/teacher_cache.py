@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dckd.config.schema import Config
+from dckd.engine.setup import build_network, network_record
+from dckd.errors import ConfigError, DatasetError
+from dckd.eval.restoration import restore
 from dckd.files.weights import atomic_write, file_sha256
+from dckd.models.averaging import freeze
 
 CACHE_FORMAT = "dckd-teacher-cache"
 
@@ -63,34 +67,28 @@ class TeacherOutputs:
         self.directory = Path(directory)
         manifest = self.directory / "manifest.json"
         if not manifest.is_file():
-            raise FileNotFoundError(f"teacher-output cache {self.directory} is incomplete (no manifest.json); "
+            raise DatasetError(f"teacher-output cache {self.directory} is incomplete (no manifest.json); "
                                     "delete it and run `dckd cache-teacher CONFIG` again")
 
     def load(self, gt_path: Path) -> np.ndarray:
         path = self.directory / _entry_name(gt_path)
         if not path.is_file():
-            raise FileNotFoundError(f"teacher-output cache {self.directory} has no entry for '{gt_path}'")
+            raise DatasetError(f"teacher-output cache {self.directory} has no entry for '{gt_path}'")
         return np.load(path, mmap_mode="r")
 
 
-def cache_directory(config, dataset) -> tuple[Path, dict]:
-    from dckd.engine.setup import network_record
-
+def cache_directory(config: Config, dataset) -> tuple[Path, dict]:
     key, description = cache_key(network_record(config.teacher), config.teacher.checkpoint, dataset.gt_paths,
                                  dataset.lq_paths, config.data.scale, config.train.precision,
                                  config.evaluation.tile_size)
     return Path(config.teacher_cache.directory) / key, description
 
 
-def build_cache(config, dataset, device: torch.device, say=print) -> Path:
+def build_cache(config: Config, dataset, device: torch.device, say=print) -> Path:
     """Restore every whole training image with the teacher and store it; returns the cache folder.
 
     Entries are written atomically and the manifest last, so an interrupted build is detected and
     resumed (finished entries are kept)."""
-    from dckd.models.averaging import freeze
-    from dckd.engine.setup import build_network
-    from dckd.eval.restoration import restore
-
     directory, description = cache_directory(config, dataset)
     if (directory / "manifest.json").is_file():
         return directory
@@ -112,29 +110,21 @@ def build_cache(config, dataset, device: torch.device, say=print) -> Path:
     return directory
 
 
-def attach(config, dataset, device: torch.device, say=print) -> Path:
+def check_applies(config: Config) -> None:
+    """Raise ``ConfigError`` unless the teacher-output cache can serve this config's method and data."""
+    needs = config.needs
+    if not (needs.teacher and needs.teacher_cache):
+        raise ConfigError(f"teacher_cache.enabled: method {config.method!r} does not take the teacher's output alone "
+                          "from the teacher (FAKD needs its intermediate features; scratch and mclir use no "
+                          "teacher); turn the cache off")
+    if config.data.train is None or config.data.train.kind == "synthetic":
+        raise ConfigError("teacher_cache.enabled: synthetic datasets make a new input every sample; there is "
+                          "nothing fixed to cache")
+
+
+def attach(config: Config, dataset, device: torch.device, say=print) -> Path:
     """Build the cache if needed and make ``dataset`` hand out ``teacher_output`` with every sample."""
-    if config.method not in ("logits", "dckd"):
-        raise ValueError(f"teacher_cache.enabled: method {config.method!r} does not use teacher outputs alone "
-                         "(FAKD needs the teacher's intermediate features); turn the cache off")
-    if config.data.train.kind == "synthetic":
-        raise ValueError("teacher_cache.enabled: synthetic datasets make a new input every sample; there is "
-                         "nothing fixed to cache")
+    check_applies(config)
     directory = build_cache(config, dataset, device, say)
     dataset.teacher_outputs = TeacherOutputs(directory)
     return directory
-
-
-def run_cache_command(arguments) -> int:
-    from dckd.engine.setup import build_dataset
-    from dckd.apps.cli import _load_any_config
-    from dckd.engine.distributed import resolve_device
-
-    config = _load_any_config(arguments.config, arguments.overrides)
-    if config.teacher is None or config.data.train is None:
-        raise ValueError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
-    dataset = build_dataset(config.data.train, config.data.scale, None, False, config.train.seed)
-    directory = build_cache(config, dataset, resolve_device(config.train.device),
-                            say=lambda text: print(text, file=sys.stderr))
-    print(directory)
-    return 0

@@ -7,6 +7,9 @@ import json
 import math
 from pathlib import Path
 
+from dckd import data
+from dckd.data import write_image
+from dckd.data.bundled import bundled_dataset
 from dckd.files.weights import atomic_write
 
 
@@ -17,11 +20,7 @@ def dataset_from_folder(folder: str, scale: int, task: str):
     ``HR/``: the SR benchmark layout (Set5 ...). A folder with ``input/`` and ``target/``: deraining sets,
     flattened GoPro. A folder with ``test/`` holding GoPro sequences: GoPro test.
     """
-    from dckd import data
-
     if folder.startswith("bundled"):
-        from dckd.data.bundled import bundled_dataset
-
         split = folder.split(":", 1)[1] if ":" in folder else "test"
         return bundled_dataset(split, scale, lq_patch_size=None, augment=False)
     root = Path(folder)
@@ -39,8 +38,6 @@ def dataset_from_folder(folder: str, scale: int, task: str):
 
 def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int) -> None:
     """Print a table per dataset and the summary; write JSON / CSV / images when asked."""
-    from dckd.data import write_image
-
     protocol = f"{'Y' if y_channel else 'RGB'}, crop_border {crop_border}, scale {scale}"
     summary = {}
     for name, result in rows:

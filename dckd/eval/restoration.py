@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dckd.eval.metrics import psnr, ssim, tensor_to_uint8
+from dckd.models.padding import pad_to_multiple
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -26,15 +27,6 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    height, width = x.shape[-2:]
-    pad_bottom, pad_right = (-height) % multiple, (-width) % multiple
-    if not (pad_bottom or pad_right):
-        return x
-    mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
-    return F.pad(x, (0, pad_right, 0, pad_bottom), mode=mode)
-
-
 def _forward_padded(network: nn.Module, x: Tensor, scale: int) -> Tensor:
     """Run ``network`` on ``x`` padded to its ``size_multiple`` (reflect), crop the output back.
 
@@ -42,7 +34,7 @@ def _forward_padded(network: nn.Module, x: Tensor, scale: int) -> Tensor:
     """
     height, width = x.shape[-2:]
     multiple = int(getattr(network, "size_multiple", 1))
-    output = network(_pad_to_multiple(x, multiple) if multiple > 1 else x)
+    output = network(pad_to_multiple(x, multiple) if multiple > 1 else x)
     return output[..., : height * scale, : width * scale]
 
 

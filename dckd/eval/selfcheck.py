@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
+
+from dckd.data.imresize import imresize
+from dckd.eval.metrics import psnr, ssim
+from dckd.losses.codebook import codebook_cross_entropy
+from dckd.losses.contrastive import contrastive_ratio_loss
+from dckd.models.backbones import BACKBONES
+from dckd.models.vqgan import VQGANEncoder
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "golden"
 NETWORK_TOLERANCE = 1e-4  # max|out - ref| <= 1e-4 * max(1, max|ref|)
@@ -39,7 +47,6 @@ class CaseResult:
 
 
 def _load_tensors(directory: Path, case: dict) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
 
     path = directory / case["file"]
     if not path.is_file():
@@ -59,29 +66,9 @@ def _scaled_error(output: torch.Tensor, reference: torch.Tensor) -> tuple[float,
     return error / max(1.0, reference.abs().max().item()), NETWORK_TOLERANCE
 
 
-def _build_network(kind: str, config: dict) -> torch.nn.Module:
-    if kind == "swinir":
-        from dckd.models.backbones.swinir import SwinIR
-
-        return SwinIR(**config)
-    if kind == "rcan":
-        from dckd.models.backbones.rcan import RCAN
-
-        return RCAN(num_in_ch=3, num_out_ch=3, **config)
-    if kind == "nafnet":
-        from dckd.models.backbones.nafnet import NAFNet
-
-        return NAFNet(**config)
-    if kind == "restormer":
-        from dckd.models.backbones.restormer import Restormer
-
-        return Restormer(**config)
-    raise ValueError(f"unknown network kind {kind!r}")
-
-
 def check_network(directory: Path, name: str, case: dict) -> CaseResult:
     tensors = _load_tensors(directory, case)
-    network = _build_network(case["kind"], case["config"])
+    network = BACKBONES[case["kind"]](**case["config"])
     network.load_state_dict(_weights(tensors), strict=True)
     network.eval()
     with torch.no_grad():
@@ -91,7 +78,6 @@ def check_network(directory: Path, name: str, case: dict) -> CaseResult:
 
 
 def check_vqgan(directory: Path, name: str, case: dict) -> CaseResult:
-    from dckd.models.vqgan import VQGANEncoder
 
     tensors = _load_tensors(directory, case)
     config = case["config"]
@@ -110,9 +96,6 @@ def check_vqgan(directory: Path, name: str, case: dict) -> CaseResult:
 
 
 def check_losses(directory: Path, name: str, case: dict) -> CaseResult:
-    from dckd.losses.codebook import codebook_cross_entropy
-    from dckd.losses.contrastive import contrastive_ratio_loss
-
     tensors = _load_tensors(directory, case)
     errors = []
     if "contrastive" in case:
@@ -142,7 +125,6 @@ def check_losses(directory: Path, name: str, case: dict) -> CaseResult:
 
 
 def check_imresize(directory: Path, name: str, case: dict) -> CaseResult:
-    from dckd.data.imresize import imresize
 
     tensors = _load_tensors(directory, case)
     worst = 0.0
@@ -157,7 +139,6 @@ def check_imresize(directory: Path, name: str, case: dict) -> CaseResult:
 
 
 def check_metrics(directory: Path, name: str, case: dict) -> CaseResult:
-    from dckd.eval.metrics import psnr, ssim
 
     tensors = _load_tensors(directory, case)
     worst_psnr = worst_ssim = 0.0

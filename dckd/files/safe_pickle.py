@@ -18,12 +18,16 @@ restricted unpickler in which:
 
 from __future__ import annotations
 
+import builtins
+import codecs
 import pickle
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dckd.errors import CheckpointError, UnsafePickleError
 
 # Modules whose callables can execute commands or code, or touch files and sockets.
 # Nothing is ever called while loading (unknown globals become placeholders), so this list is policy:
@@ -36,10 +40,6 @@ _FORBIDDEN_MODULES = (
 # builtins that are harmless to construct.
 _SAFE_BUILTINS = {"set", "frozenset", "slice", "complex", "bytearray", "bytes", "range", "list", "dict", "tuple",
                   "int", "float", "bool", "str", "object"}
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The file asks to import or call something that can run code."""
 
 
 class Placeholder:
@@ -103,12 +103,8 @@ def _allowed_torch_global(module: str, name: str) -> Any | None:
     if module == "torch.storage" and name == "_load_from_bytes":
         return None  # legacy path: would call torch.load recursively; not needed for our formats
     if module == "builtins" and name in _SAFE_BUILTINS:
-        import builtins
-
         return getattr(builtins, name)
     if module == "_codecs" and name == "encode":
-        import codecs
-
         return codecs.encode  # byte strings in protocol-2 pickles
     return None
 
@@ -137,8 +133,6 @@ class _RestrictedPickleModule:
 
 def safe_torch_load(path: str | Path) -> Any:
     """Load a ``torch.save`` file to CPU without executing pickled code (see module docstring)."""
-    from dckd.files.weights import CheckpointError
-
     path = Path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

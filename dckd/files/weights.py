@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from dckd.errors import CheckpointError
+from dckd.files.safe_pickle import safe_torch_load
 
 WRAPPER_KEYS = ("params_ema", "params", "ema", "student", "state_dict", "model", "net", "generator")
 SUPPORTED_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or does not fit the network it is loaded into."""
 
 
 def read_checkpoint(path: str | Path) -> Any:
@@ -40,15 +41,10 @@ def read_checkpoint(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     if path.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
-    from dckd.files.safe_pickle import safe_torch_load
-
     return safe_torch_load(path)
 
 
@@ -168,7 +164,5 @@ def save_torch_atomic(obj: Any, path: str | Path) -> Path:
 
 
 def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    from safetensors.torch import save_file
-
     contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
     return atomic_write(path, lambda temporary: save_file(contiguous, str(temporary), metadata=metadata))

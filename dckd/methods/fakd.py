@@ -10,17 +10,53 @@ reimplementation detached them, which silently turns FAKD into Scratch).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from dckd.errors import ConfigError
 from dckd.losses.affinity import affinity_loss
 from dckd.losses.pixel import l1_loss
+from dckd.methods.base import Method, Needs, Parts, ReconstructionOptions, capture_features, check_weights, result
 from dckd.models.averaging import unwrap
-from dckd.methods.base import Method, capture_features, reconstruction_function, total
+from dckd.models.backbones import FEATURE_GROUPS
+
+
+@dataclass
+class FAKDOptions(ReconstructionOptions):
+    """Options of method ``fakd``."""
+
+    kd_weight: float = 0.0
+    """Weight of the output-distillation term mean|S(x) - T(x)| (off in the FAKD paper)."""
+    affinity_weight: float = 1.0
+    """Weight of the spatial-affinity loss (mean over the layer pairs of mean|A_S - A_T|)."""
+    student_layers: list[str] = field(default_factory=list)
+    """Module paths in the student whose outputs are compared (forward hooks; empty = the backbone's default)."""
+    teacher_layers: list[str] = field(default_factory=list)
+    """Matching module paths in the teacher (same length as ``student_layers``)."""
+
+    def __post_init__(self) -> None:
+        check_weights(self, ["reconstruction_weight", "kd_weight", "affinity_weight"])
+        if len(self.student_layers) != len(self.teacher_layers):
+            raise ConfigError(f"student_layers ({len(self.student_layers)}) and fakd.teacher_layers "
+                              f"({len(self.teacher_layers)}) must pair up one to one")
+
+
+def evenly_paired_layers(student: nn.Module, teacher: nn.Module, backbone: str | None) -> tuple[list[str], list[str]]:
+    """Default layers: every student group paired with the teacher group at the same relative depth."""
+    groups = FEATURE_GROUPS.get(backbone)
+    if groups is None:
+        raise ConfigError(f"fakd: no default feature layers for backbone {backbone!r}; set fakd.student_layers "
+                          "and fakd.teacher_layers")
+    student_layers, teacher_layers = groups(student), groups(teacher)
+    count = len(student_layers)
+    paired = [teacher_layers[round((index + 1) * len(teacher_layers) / count) - 1] for index in range(count)]
+    return student_layers, paired
 
 
 class FAKD(Method):
+    Options = FAKDOptions
     loss_names = ("reconstruction", "kd", "affinity")
 
     def __init__(
@@ -34,32 +70,41 @@ class FAKD(Method):
         kd_weight: float = 0.0,
         affinity_weight: float = 1.0,
     ) -> None:
-        if len(student_layers) != len(teacher_layers) or not student_layers:
+        if len(student_layers) != len(teacher_layers) or (affinity_weight and not student_layers):
             raise ValueError(f"FAKD needs matching, non-empty layer lists; got {list(student_layers)} and {list(teacher_layers)}")
-        self.student = student
+        super().__init__(student, reconstruction_loss, reconstruction_weight)
         self.teacher = teacher
         self.student_layers = list(student_layers)
         self.teacher_layers = list(teacher_layers)
-        self.reconstruction = reconstruction_function(reconstruction_loss)
-        self.reconstruction_weight = reconstruction_weight
         self.kd_weight = kd_weight
         self.affinity_weight = affinity_weight
 
+    @classmethod
+    def needs(cls, options: FAKDOptions) -> Needs:
+        return Needs(teacher=options.kd_weight > 0 or options.affinity_weight > 0)
+
+    @classmethod
+    def build(cls, options: FAKDOptions, parts: Parts) -> FAKD:
+        student_layers, teacher_layers = list(options.student_layers), list(options.teacher_layers)
+        if not student_layers and options.affinity_weight > 0:
+            student_layers, teacher_layers = evenly_paired_layers(unwrap(parts.student), parts.teacher,
+                                                                  parts.student_backbone)
+        return cls(parts.student, parts.teacher, student_layers, teacher_layers, options.reconstruction_loss,
+                   options.reconstruction_weight, options.kd_weight, options.affinity_weight)
+
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         lq = batch["lq"]
-        needs_teacher_features = self.affinity_weight > 0
-        with capture_features(unwrap(self.student), self.student_layers if needs_teacher_features else []) as student_features:
+        needs_features = self.affinity_weight > 0
+        with capture_features(unwrap(self.student), self.student_layers if needs_features else []) as student_features:
             output = self.student(lq)
-        if needs_teacher_features or self.kd_weight:
-            with torch.no_grad(), capture_features(self.teacher, self.teacher_layers if needs_teacher_features else []) as teacher_features:
+        if needs_features or self.kd_weight:
+            with torch.no_grad(), capture_features(self.teacher, self.teacher_layers if needs_features else []) as teacher_features:
                 teacher = self.teacher(lq)
-        terms = {}
-        if self.reconstruction_weight:
-            terms["reconstruction"] = self.reconstruction_weight * self.reconstruction(output, batch["gt"])
+        terms = self.reconstruction_terms(output, batch["gt"])
         if self.kd_weight:
             terms["kd"] = self.kd_weight * l1_loss(output, teacher)
-        if needs_teacher_features:
+        if needs_features:
             terms["affinity"] = self.affinity_weight * affinity_loss(
                 [feature.float() for feature in student_features], [feature.float() for feature in teacher_features]
             )
-        return {"loss": total(terms), "output": output, **terms}
+        return result(terms, output)

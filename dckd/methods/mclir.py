@@ -11,17 +11,39 @@ This reproduces the idea as DCKD's appendix compares it, not MCLIR's exact relea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from dckd.methods.dckd.feature_space import VQGANSpace
-from dckd.methods.dckd.history import HistoryModel
 from dckd.losses.contrastive import contrastive_ratio_loss
-from dckd.methods.base import Method, reconstruction_function, total
+from dckd.methods.base import Method, Needs, Parts, ReconstructionOptions, check_weights, result
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.methods.dckd.history import HistoryModel, HistoryOptions
+
+
+@dataclass
+class MCLIROptions(ReconstructionOptions):
+    """Options of method ``mclir``."""
+
+    contrast_weight: float = 0.1
+    """Weight of the model-contrastive term: anchor S(x), positive the ground truth, negative the history model H(x)."""
+    feature_space: Literal["vqgan", "pixel"] = "vqgan"
+    """Where distances are taken: the frozen VQGAN's feature levels, or plain pixels."""
+    layer_weights: list[float] = field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0])
+    """Weight of each VQGAN level (``vqgan`` feature space)."""
+    vqgan_input_range: Literal["zero_one", "minus_one_one"] = "zero_one"
+    """Range of the images fed to the VQGAN."""
+    history: HistoryOptions = field(default_factory=HistoryOptions)
+    """The history model (a slowly updated copy of the student)."""
+
+    def __post_init__(self) -> None:
+        check_weights(self, ["reconstruction_weight", "contrast_weight"])
 
 
 class MCLIR(Method):
+    Options = MCLIROptions
     loss_names = ("reconstruction", "model_contrast")
 
     def __init__(
@@ -35,13 +57,29 @@ class MCLIR(Method):
         contrast_weight: float = 0.1,
         layer_weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0),
     ) -> None:
-        self.student = student
+        super().__init__(student, reconstruction_loss, reconstruction_weight)
         self.history = history
         self.vqgan = vqgan
-        self.reconstruction = reconstruction_function(reconstruction_loss)
-        self.reconstruction_weight = reconstruction_weight
         self.contrast_weight = contrast_weight
         self.layer_weights = tuple(layer_weights) if vqgan is not None else (1.0,)
+
+    @classmethod
+    def needs(cls, options: MCLIROptions) -> Needs:
+        contrast = options.contrast_weight > 0
+        return Needs(vqgan=contrast and options.feature_space == "vqgan", history=True)
+
+    @classmethod
+    def build(cls, options: MCLIROptions, parts: Parts) -> MCLIR:
+        use_vqgan = options.contrast_weight > 0 and options.feature_space == "vqgan"
+        return cls(
+            parts.student,
+            HistoryModel.from_options(parts.student, options.history, parts.ema_decay, "mclir"),
+            VQGANSpace(parts.vqgan, options.vqgan_input_range) if use_vqgan else None,
+            reconstruction_loss=options.reconstruction_loss,
+            reconstruction_weight=options.reconstruction_weight,
+            contrast_weight=options.contrast_weight,
+            layer_weights=options.layer_weights,
+        )
 
     def _features(self, images: Tensor) -> list[Tensor]:
         return self.vqgan.features(images) if self.vqgan is not None else [images.float()]
@@ -49,9 +87,7 @@ class MCLIR(Method):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         lq, gt = batch["lq"], batch["gt"]
         output = self.student(lq)
-        terms = {}
-        if self.reconstruction_weight:
-            terms["reconstruction"] = self.reconstruction_weight * self.reconstruction(output, gt)
+        terms = self.reconstruction_terms(output, gt)
         if self.contrast_weight:
             size = lq.shape[0]
             with torch.no_grad():
@@ -62,13 +98,13 @@ class MCLIR(Method):
                 [feature[size:] for feature in frozen],
                 self.layer_weights,
             )
-        return {"loss": total(terms), "output": output, **terms}
+        return result(terms, output)
 
     def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
-        if not self.contrast_weight:
-            return {}
-        updated = self.history.maybe_update(iteration, student, ema)
-        return {"history_updates": float(self.history.updates)} if updated else {}
+        return self.history.after_step(iteration, student, ema) if self.contrast_weight else {}
+
+    def frozen_networks(self) -> dict[str, nn.Module]:
+        return {"history": self.history.network}
 
     def state_dict(self) -> dict:
         return {"history": self.history.state_dict()}

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from dataclasses import dataclass
 
-from dckd.methods.base import Method, reconstruction_function, total
+from torch import Tensor
+
+from dckd.methods.base import Method, Parts, ReconstructionOptions, result
+
+
+@dataclass
+class ScratchOptions(ReconstructionOptions):
+    """Options of method ``scratch`` (only the reconstruction term)."""
 
 
 class Scratch(Method):
+    Options = ScratchOptions
     loss_names = ("reconstruction",)
 
-    def __init__(self, student: nn.Module, reconstruction_loss: str = "l1", reconstruction_weight: float = 1.0) -> None:
-        self.student = student
-        self.reconstruction = reconstruction_function(reconstruction_loss)
-        self.reconstruction_weight = reconstruction_weight
+    @classmethod
+    def build(cls, options: ScratchOptions, parts: Parts) -> Scratch:
+        return cls(parts.student, options.reconstruction_loss, options.reconstruction_weight)
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         output = self.student(batch["lq"])
-        terms = {}
-        if self.reconstruction_weight:
-            terms["reconstruction"] = self.reconstruction_weight * self.reconstruction(output, batch["gt"])
-        return {"loss": total(terms), "output": output, **terms}
+        return result(self.reconstruction_terms(output, batch["gt"]), output)

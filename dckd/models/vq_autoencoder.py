@@ -28,8 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dckd.models.vqgan import AttnBlock, Encoder, ResnetBlock, check_ddconfig, group_norm, latent_rows
-from dckd.models.vqgan import negative_squared_distance_logits
+from dckd.models.padding import pad_to_multiple
+from dckd.models.vqgan import (
+    AttnBlock,
+    Encoder,
+    ResnetBlock,
+    check_ddconfig,
+    group_norm,
+    latent_rows,
+    negative_squared_distance_logits,
+)
 
 # The parameters VQGANEncoder holds; the rest (decoder, post_quant_conv) only serve training.
 ENCODER_PREFIXES = ("encoder.", "quant_conv.", "quantize.embedding.weight")
@@ -151,8 +159,10 @@ class VectorQuantizer(nn.Module):
             )
         unused = (counts == 0).nonzero().flatten().to(self.embedding.weight.device)
         if unused.numel() > 0:
-            choice = torch.randint(rows.shape[0], (unused.numel(),), generator=generator, device=rows.device)
-            self.embedding.weight[unused] = rows[choice].to(self.embedding.weight)
+            # Drawn on the generator's device (CPU for the engine's generators), then moved.
+            generator_device = generator.device if generator is not None else rows.device
+            choice = torch.randint(rows.shape[0], (unused.numel(),), generator=generator, device=generator_device)
+            self.embedding.weight[unused] = rows[choice.to(rows.device)].to(self.embedding.weight)
         return int(unused.numel())
 
 
@@ -166,7 +176,7 @@ class VQAutoencoder(nn.Module):
         if ddconfig.get("double_z", False):
             raise ValueError("ddconfig['double_z'] must be false for a VQ model (quant_conv expects z_channels inputs)")
         ddconfig = {**ddconfig, "double_z": False}
-        self.embed_dim, self.n_embed = embed_dim, n_embed
+        self.embed_dim, self.n_embed, self.ddconfig = embed_dim, n_embed, dict(ddconfig)
         self.encoder = Encoder(ddconfig)
         self.decoder = Decoder(ddconfig)
         self.quantize = VectorQuantizer(n_embed, embed_dim, beta)
@@ -229,49 +239,36 @@ class NLayerDiscriminator(nn.Module):
         return self.main(x)
 
 
-def adversarial_factor(step: int, start_step: int) -> float:
-    """1 from ``start_step`` on, 0 before (taming's ``adopt_weight``); at 0, skip the discriminator entirely."""
-    return 1.0 if step >= start_step else 0.0
+class CodebookNetwork(VQAutoencoder):
+    """``VQAutoencoder`` as a network the engine trains and evaluates like any restoration network.
 
-
-def discriminator_hinge_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """0.5 * (mean relu(1 - D(x)) + mean relu(1 + D(x_rec))); pass the reconstruction detached."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-
-
-def autoencoder_loss(
-    x: Tensor,
-    reconstruction: Tensor,
-    codebook_loss: Tensor,
-    codebook_weight: float = 1.0,
-    fake_logits: Tensor | None = None,
-    last_layer: Tensor | None = None,
-    adversarial_weight: float = 1.0,
-) -> dict[str, Tensor]:
-    """The autoencoder's training loss and its terms.
-
-    x, reconstruction: (N, C, H, W); codebook_loss: the quantizer's scalar loss.
-    ``loss = mean|x - rec| + codebook_weight * codebook_loss [+ w_adaptive * adversarial_weight * L_G]``.
-    The adversarial term is computed only when ``fake_logits`` (the discriminator on ``reconstruction``,
-    not detached) is given; ``L_G = -mean(fake_logits)`` and ``w_adaptive = ||dL_rec/dW|| /
-    (||dL_G/dW|| + 1e-4)`` clamped to [0, 1e4] and detached, W = ``last_layer`` (taming's rule, which
-    balances the two gradients at the decoder output). Without grad mode the adaptive weight is 0.
-
-    Returns {"loss", "reconstruction", "codebook"} plus {"generator", "adaptive_weight"} when adversarial.
+    ``forward(x)`` takes images in [0, 1] of any size (padded to the latent grid's multiple and cropped
+    back) and returns the reconstruction in [0, 1]; ``forward(x, details=True)`` (training crops, sides
+    already multiples) returns the parts the training loss needs, in taming's [-1, 1] range:
+    ``{"input", "reconstruction", "quantizer_loss", "indices", "latent"}``. Same parameters and names as
+    ``VQAutoencoder`` (and so taming's). Called through the possibly wrapped network, so DDP sees the pass.
     """
-    reconstruction_term = (x - reconstruction).abs().mean()
-    terms = {"reconstruction": reconstruction_term, "codebook": codebook_loss}
-    loss = reconstruction_term + codebook_weight * codebook_loss
-    if fake_logits is not None:
-        if last_layer is None:
-            raise ValueError("autoencoder_loss: fake_logits given without last_layer (needed for the adaptive weight)")
-        generator_term = -fake_logits.mean()
-        if torch.is_grad_enabled() and last_layer.requires_grad:
-            reconstruction_grad = torch.autograd.grad(reconstruction_term, last_layer, retain_graph=True)[0]
-            generator_grad = torch.autograd.grad(generator_term, last_layer, retain_graph=True)[0]
-            adaptive_weight = (reconstruction_grad.norm() / (generator_grad.norm() + 1e-4)).clamp(0.0, 1e4).detach()
-        else:
-            adaptive_weight = torch.zeros((), device=x.device)
-        loss = loss + adaptive_weight * adversarial_weight * generator_term
-        terms.update(generator=generator_term, adaptive_weight=adaptive_weight)
-    return {"loss": loss, **terms}
+
+    scale = 1
+
+    def __init__(self, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any], beta: float = 0.25) -> None:
+        check_ddconfig(ddconfig)
+        super().__init__(embed_dim, n_embed, ddconfig, beta)
+        self.size_multiple = 2 ** (len(ddconfig["ch_mult"]) - 1)
+
+    def forward(self, x: Tensor, details: bool = False) -> Tensor | dict[str, Tensor]:
+        if details:
+            scaled = x * 2 - 1
+            latent = self.encode(scaled)
+            quantised, quantizer_loss, indices = self.quantize(latent)
+            return {"input": scaled, "reconstruction": self.decode(quantised), "quantizer_loss": quantizer_loss,
+                    "indices": indices, "latent": latent.detach()}
+        height, width = x.shape[-2:]
+        reconstruction, _, _ = super().forward(pad_to_multiple(x, self.size_multiple) * 2 - 1)
+        return ((reconstruction[..., :height, :width] + 1) / 2).clamp(0, 1)
+
+    def autoencoder(self) -> VQAutoencoder:
+        """A plain ``VQAutoencoder`` with these weights (``forward`` returning the taming triple)."""
+        plain = VQAutoencoder(self.embed_dim, self.n_embed, self.ddconfig, self.quantize.beta)
+        plain.load_state_dict(self.state_dict())
+        return plain

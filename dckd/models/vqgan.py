@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dckd.errors import CheckpointError
+from dckd.files.weights import extract_state_dict, read_checkpoint
+
 # ---------------------------------------------------------------------------------------------------
 # Building blocks (taming-transformers' modules/diffusionmodules/model.py, same parameter names)
 # ---------------------------------------------------------------------------------------------------
@@ -303,7 +306,6 @@ class VQGANEncoder(nn.Module):
         skipped; any other key must be one of this module's, and every one of this module's keys must be
         present with the same shape. Errors name the key, the expected and the found shape.
         """
-        from dckd.files.weights import CheckpointError
 
         expected = self.state_dict()
         ignored_prefixes = ("decoder.", "post_quant_conv.", "loss.")
@@ -323,22 +325,25 @@ class VQGANEncoder(nn.Module):
                 raise CheckpointError(f"{source}: key {key!r} has shape {found_shape}, expected {tuple(reference.shape)}")
         self.load_state_dict({key: state_dict[key] for key in expected}, strict=True)
 
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | Path, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any]
-    ) -> "VQGANEncoder":
-        """Build the encoder and load it from a taming ``last.ckpt`` (Lightning dict with ``state_dict``),
-        a plain ``torch.save``'d state_dict, or a ``.safetensors`` file. Never executes pickled code."""
-        encoder = cls(embed_dim, n_embed, ddconfig)
-        encoder.load_taming_state_dict(read_state_dict(path), source=str(path))
-        return encoder
 
-
-def load_vqgan_encoder(path: str | Path, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any]) -> VQGANEncoder:
-    """``VQGANEncoder.from_checkpoint`` as a function, returned in eval mode with gradients off for its
-    parameters (gradients still flow through it to its input, which DCKD's anchor needs)."""
-    encoder = VQGANEncoder.from_checkpoint(path, embed_dim, n_embed, ddconfig).eval()
-    encoder.requires_grad_(False)
+def load_vqgan_encoder(
+    path: str | Path, embed_dim: int | None = None, n_embed: int | None = None, ddconfig: Mapping[str, Any] | None = None
+) -> VQGANEncoder:
+    """The frozen encoder (eval mode, parameters without gradients; gradients still flow to its input, which
+    DCKD's anchor needs), loaded strictly from a taming ``last.ckpt`` (Lightning dict with ``state_dict``), a
+    plain state_dict, a ``.safetensors`` file or a ``dckd train-codebook`` checkpoint. Never executes pickled
+    code. The architecture: the arguments, else the file's ``vqgan_config`` metadata (``dckd train-codebook``),
+    else the official f16 / 1024-code configuration."""
+    content = read_checkpoint(path)
+    stored = content.get("vqgan_config", {}) if isinstance(content, dict) else {}
+    stored = stored if isinstance(stored, dict) else {}
+    official = taming_f16_1024_config()
+    source = f"VQGAN checkpoint {path}"
+    encoder = VQGANEncoder(embed_dim=embed_dim or stored.get("embed_dim") or official["embed_dim"],
+                           n_embed=n_embed or stored.get("n_embed") or official["n_embed"],
+                           ddconfig=ddconfig or stored.get("ddconfig") or official["ddconfig"])
+    encoder.load_taming_state_dict(extract_state_dict(content, source=source)[0], source=source)
+    encoder.eval().requires_grad_(False)
     return encoder
 
 
@@ -352,11 +357,3 @@ def taming_f16_1024_config() -> dict[str, Any]:
             "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.0,
         },
     }  # fmt: skip
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The tensors of a ``.safetensors`` file, of a plain state_dict, or of a Lightning checkpoint's
-    ``state_dict`` entry, read without executing pickled code (``dckd.files.weights.read_checkpoint``)."""
-    from dckd.files.weights import extract_state_dict, read_checkpoint
-
-    return extract_state_dict(read_checkpoint(path), source=f"VQGAN checkpoint {path}")[0]

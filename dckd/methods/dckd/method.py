@@ -22,21 +22,90 @@ once on S(x), whose features and code logits come from that same pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from dckd.methods.dckd.feature_space import VQGANSpace
-from dckd.methods.dckd.history import HistoryModel
-from dckd.methods.dckd.invertible import InvertibleAugmentation
+from dckd.data.imresize import imresize_tensor
+from dckd.errors import ConfigError
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.losses.pixel import l1_loss
-from dckd.methods.base import Method, reconstruction_function, total
+from dckd.methods.base import Method, Needs, Parts, ReconstructionOptions, check_weights, frozen_forward, result, teacher_outputs
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.methods.dckd.history import HistoryModel, HistoryOptions
+from dckd.methods.dckd.invertible import InvertibleAugmentation
 from dckd.methods.dckd.negatives import NegativeInputs
 
 
+@dataclass
+class DCKDOptions(ReconstructionOptions):
+    """Options of method ``dckd`` (DCKD* = ``lcr_weight > 0``)."""
+
+    kd_weight: float = 1.0
+    """Weight of L_kd = mean|S(x) - T(x)|."""
+    contrastive_weight: float = 0.1
+    """lambda_dcl, the dynamic contrastive regularisation (0 = off: no history model, no negatives, no VQGAN features)."""
+    layer_weights: list[float] = field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0])
+    """Weight of each VQGAN feature level in L_dcl."""
+    num_negatives: int = 5
+    """Negatives per anchor: the history model on the clean input plus ``num_negatives - 1`` degraded copies
+    (the published ``num_neg`` is ``num_negatives - 1``)."""
+    include_clean_negative: bool = True
+    """Whether the history model's restoration of the clean input is one of the negatives (published: yes)."""
+    degradations: list[Literal["noise", "blur", "resize", "mix"]] = field(default_factory=lambda: ["noise"])
+    """Degradations of the negatives' inputs (published configs: noise only; ``mix`` = blur, resize and noise)."""
+    history: HistoryOptions = field(default_factory=HistoryOptions)
+    """The history model that restores the negatives."""
+    codebook_weight: float = 0.001
+    """lambda_ce, the distribution-mapping cross-entropy over VQGAN codebook assignments (0 = off)."""
+    codebook_formula: Literal["released", "paper"] = "released"
+    """``released``: cross_entropy(input=C_S, target=C_T) as the published code (a second softmax over
+    probabilities); ``paper``: -sum_k C_T log C_S (Eq. 9)."""
+    vqgan_input_range: Literal["zero_one", "minus_one_one"] = "zero_one"
+    """Range of the images fed to the VQGAN: [0, 1] as the published code (the VQGAN was trained on
+    [-1, 1]; ``minus_one_one`` feeds it what it expects)."""
+    lcr_weight: float = 0.0
+    """DCKD*: weight of the label-consistency term (released configs: 1.0; 0 = plain DCKD)."""
+    lcr_side: Literal["teacher", "student"] = "teacher"
+    """``teacher``: the released DCKD code, L = mean|S(x) - A^-1(T(A(x)))|; ``student``: DUKD's own form,
+    L = mean|S(A(x)) - T(A(x))|."""
+    lcr_probability: float = 0.5
+    """Per-sample probability of each augmentation (released DCKD: 0.5; DUKD: 0.3)."""
+    lcr_operations: list[Literal["invert", "vflip", "hflip", "transpose"]] = field(
+        default_factory=lambda: ["invert", "vflip", "hflip", "transpose"]
+    )
+    """Invertible augmentations: colour inversion 1-x, vertical flip, horizontal flip, H/W transpose."""
+    upcycling_weight: float = 0.0
+    """DUKD data upcycling: weight of mean|S(u) - T(u)| on zoom-in / zoom-out inputs u (0 = off)."""
+    upcycling_zoom_in: bool = True
+    """Zoom-in: GT sub-patches of the input patch size become extra inputs."""
+    upcycling_zoom_out: bool = True
+    """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
+
+    def __post_init__(self) -> None:
+        check_weights(self, ["reconstruction_weight", "kd_weight", "contrastive_weight", "codebook_weight",
+                             "lcr_weight", "upcycling_weight"])
+        if self.num_negatives < 1:
+            raise ConfigError(f"num_negatives must be >= 1, got {self.num_negatives}")
+        if not 0.0 <= self.lcr_probability <= 1.0:
+            raise ConfigError(f"lcr_probability must be in [0, 1], got {self.lcr_probability}")
+        if len(self.layer_weights) < 1:
+            raise ConfigError("layer_weights must not be empty")
+        if not self.degradations and self.num_degraded_negatives > 0:
+            raise ConfigError("degradations is empty but degraded negatives are requested")
+        if self.upcycling_weight and not (self.upcycling_zoom_in or self.upcycling_zoom_out):
+            raise ConfigError("upcycling_weight > 0 but both upcycling_zoom_in and upcycling_zoom_out are off")
+
+    @property
+    def num_degraded_negatives(self) -> int:
+        return self.num_negatives - 1 if self.include_clean_negative else self.num_negatives
+
+
 class DCKD(Method):
+    Options = DCKDOptions
     loss_names = ("reconstruction", "kd", "contrastive", "codebook", "lcr", "upcycling")
 
     def __init__(
@@ -73,11 +142,10 @@ class DCKD(Method):
             raise ValueError(f"lcr_side {lcr_side!r}: expected 'teacher' or 'student'")
         if upcycling_weight and not (upcycling_zoom_in or upcycling_zoom_out):
             raise ValueError("upcycling_weight > 0 but both zoom-in and zoom-out are off")
-        self.student, self.teacher = student, teacher
+        super().__init__(student, reconstruction_loss, reconstruction_weight)
+        self.teacher = teacher
         self.vqgan, self.history, self.negatives, self.augmentation = vqgan, history, negatives, augmentation
         self.scale = scale
-        self.reconstruction = reconstruction_function(reconstruction_loss)
-        self.reconstruction_weight = reconstruction_weight
         self.kd_weight = kd_weight
         self.contrastive_weight = contrastive_weight
         self.layer_weights = tuple(layer_weights)
@@ -90,6 +158,45 @@ class DCKD(Method):
         self.upcycling_zoom_out = upcycling_zoom_out
         # Zoom-in crop positions; only drawn when upcycling is on.
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    @classmethod
+    def needs(cls, options: DCKDOptions) -> Needs:
+        uses_teacher = any(getattr(options, name) > 0 for name in
+                           ("kd_weight", "contrastive_weight", "codebook_weight", "lcr_weight", "upcycling_weight"))
+        return Needs(teacher=uses_teacher, vqgan=options.contrastive_weight > 0 or options.codebook_weight > 0,
+                     history=options.contrastive_weight > 0, teacher_cache=True)
+
+    @classmethod
+    def build(cls, options: DCKDOptions, parts: Parts) -> DCKD:
+        uses_vqgan = options.contrastive_weight > 0 or options.codebook_weight > 0
+        contrastive = options.contrastive_weight > 0
+        history = HistoryModel.from_options(parts.student, options.history, parts.ema_decay, "dckd") if contrastive else None
+        negatives = NegativeInputs(options.num_degraded_negatives, options.include_clean_negative, options.degradations,
+                                   parts.generator("negatives")) if contrastive else None
+        augmentation = InvertibleAugmentation(options.lcr_operations, options.lcr_probability,
+                                              parts.generator("lcr")) if options.lcr_weight > 0 else None
+        return cls(
+            parts.student,
+            parts.teacher,
+            vqgan=VQGANSpace(parts.vqgan, options.vqgan_input_range) if uses_vqgan else None,
+            history=history,
+            negatives=negatives,
+            augmentation=augmentation,
+            scale=parts.scale,
+            reconstruction_loss=options.reconstruction_loss,
+            reconstruction_weight=options.reconstruction_weight,
+            kd_weight=options.kd_weight,
+            contrastive_weight=options.contrastive_weight,
+            layer_weights=options.layer_weights,
+            codebook_weight=options.codebook_weight,
+            codebook_formula=options.codebook_formula,
+            lcr_weight=options.lcr_weight,
+            lcr_side=options.lcr_side,
+            upcycling_weight=options.upcycling_weight,
+            upcycling_zoom_in=options.upcycling_zoom_in,
+            upcycling_zoom_out=options.upcycling_zoom_out,
+            generator=parts.generator("upcycling"),
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -104,15 +211,7 @@ class DCKD(Method):
         needs_teacher = self.kd_weight or self.contrastive_weight or self.codebook_weight or self.lcr_weight
         teacher_clean = teacher_augmented = None
         if needs_teacher:
-            with torch.no_grad():
-                cached = batch.get("teacher_output")
-                inputs = [lq] if cached is None else []
-                if augmented is not None:
-                    inputs.append(augmented)
-                outputs = self.teacher(torch.cat(inputs)) if inputs else None
-                teacher_clean = cached if cached is not None else outputs[:size]
-                if augmented is not None:
-                    teacher_augmented = outputs[-size:]
+            teacher_clean, teacher_augmented = teacher_outputs(self.teacher, batch, augmented)
 
         # Student, once, on [x] or [x, A(x)] (DUKD's student-side augmentation).
         if student_side_lcr:
@@ -121,9 +220,7 @@ class DCKD(Method):
         else:
             output = self.student(lq)
 
-        terms: dict[str, Tensor] = {}
-        if self.reconstruction_weight:
-            terms["reconstruction"] = self.reconstruction_weight * self.reconstruction(output, gt)
+        terms = self.reconstruction_terms(output, gt)
         if self.kd_weight:
             terms["kd"] = self.kd_weight * l1_loss(output, teacher_clean)
         if teacher_side_lcr:
@@ -134,7 +231,7 @@ class DCKD(Method):
             terms.update(self._vqgan_terms(lq, output, teacher_clean))
         if self.upcycling_weight:
             terms["upcycling"] = self.upcycling_weight * self._upcycling(lq, gt)
-        return {"loss": total(terms), "output": output, **terms}
+        return result(terms, output)
 
     def _vqgan_terms(self, lq: Tensor, output: Tensor, teacher_clean: Tensor) -> dict[str, Tensor]:
         size = output.shape[0]
@@ -169,8 +266,6 @@ class DCKD(Method):
 
     def _upcycling(self, lq: Tensor, gt: Tensor) -> Tensor:
         """DUKD data upcycling: student matches teacher on zoom-in / zoom-out inputs (no ground truth needed)."""
-        from dckd.data.imresize import imresize_tensor
-
         inputs = []
         if self.upcycling_zoom_in:
             # One random lq-sized crop of each GT patch (same position for the whole batch).
@@ -180,19 +275,15 @@ class DCKD(Method):
             inputs.append(gt[..., top : top + height, left : left + width])
         if self.upcycling_zoom_out and self.scale > 1:
             inputs.append(imresize_tensor(lq, 1 / self.scale).clamp(0, 1))
-        losses = []
-        for upcycled in inputs:
-            with torch.no_grad():
-                target = self.teacher(upcycled)
-            losses.append(l1_loss(self.student(upcycled), target))
+        losses = [l1_loss(self.student(upcycled), frozen_forward(self.teacher, upcycled)) for upcycled in inputs]
         return sum(losses) / len(losses)
 
     # ------------------------------------------------------------------ schedule and state
     def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
-        if self.history is None or not self.contrastive_weight:
-            return {}
-        updated = self.history.maybe_update(iteration, student, ema)
-        return {"history_updates": float(self.history.updates)} if updated else {}
+        return self.history.after_step(iteration, student, ema) if self.history is not None else {}
+
+    def frozen_networks(self) -> dict[str, nn.Module]:
+        return {"history": self.history.network} if self.history is not None else {}
 
     def state_dict(self) -> dict:
         state = {"generator": self.generator.get_state()}

@@ -19,6 +19,7 @@ from dckd.models.backbones.nafnet import NAFNet
 from dckd.models.backbones.rcan import RCAN
 from dckd.models.backbones.restormer import Restormer
 from dckd.models.backbones.swinir import SwinIR
+from dckd.models.vq_autoencoder import CodebookNetwork
 
 BACKBONES: dict[str, type[nn.Module]] = {
     "swinir": SwinIR,
@@ -26,6 +27,7 @@ BACKBONES: dict[str, type[nn.Module]] = {
     "edsr": EDSR,
     "nafnet": NAFNet,
     "restormer": Restormer,
+    "vq_autoencoder": CodebookNetwork,  # not a restoration network: the codebook autoencoder (method codebook)
 }
 
 # RCAN and EDSR take num_in_ch / num_out_ch positionally in BasicSR; presets pass them explicitly.

@@ -4,7 +4,6 @@
   its sub-module indices (``upsample.0``, ``upsample.2``, ...) are those of BasicSR checkpoints.
 - ``mean_tensor``: the dataset RGB mean as a (1, C, 1, 1) tensor, which every network here subtracts before
   the first conv and adds back after the last.
-- ``pad_to_multiple``: reflect-pad the bottom/right of an image so both sides are multiples of a number.
 - ``drop_mean_shift``: check and remove the ``sub_mean``/``add_mean`` 1x1 convs that EDSR-PyTorch style
   checkpoints (official EDSR and RCAN releases) carry, since our networks compute the mean shift directly.
 """
@@ -17,6 +16,11 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dckd.models.padding import pad_to_multiple
+
+__all__ = ["DIV2K_RGB_MEAN", "Upsample", "check_pixel_shuffle_scale", "drop_mean_shift", "mean_tensor",
+           "pad_to_multiple"]
 
 DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
 """Mean RGB value of the DIV2K training set in [0, 1], the ``rgb_mean`` default of BasicSR and EDSR-PyTorch."""
@@ -63,30 +67,6 @@ def mean_tensor(rgb_mean: Sequence[float], num_in_ch: int, num_out_ch: int) -> t
             " expected one value, or one per channel with num_in_ch == num_out_ch"
         )
     return torch.tensor(values, dtype=torch.float32).view(1, len(values), 1, 1)
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom and right of (N, C, H, W) ``image`` so H and W become multiples of ``multiple``.
-
-    Reflection padding (as the official SwinIR repository's ``check_image_size``) keeps image statistics
-    near the border; it needs the pad to be smaller than the side, so a side that needs a pad of at least
-    its own length (tiny inputs, e.g. 3 pixels padded to 8) is replicate-padded instead. Returns the image
-    unchanged (the same tensor) when both sides are already multiples.
-    """
-    height, width = image.shape[-2:]
-    pad_height = (multiple - height % multiple) % multiple
-    pad_width = (multiple - width % multiple) % multiple
-    if pad_height == 0 and pad_width == 0:
-        return image
-    # F.pad pads the last dimension first: (left, right, top, bottom). Pad each side separately so that a
-    # side which can be reflected is reflected even when the other one must be replicated.
-    if pad_width:
-        mode = "reflect" if pad_width < width else "replicate"
-        image = F.pad(image, (0, pad_width, 0, 0), mode=mode)
-    if pad_height:
-        mode = "reflect" if pad_height < height else "replicate"
-        image = F.pad(image, (0, 0, 0, pad_height), mode=mode)
-    return image
 
 
 def drop_mean_shift(

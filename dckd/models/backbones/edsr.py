@@ -61,8 +61,8 @@ class EDSR(nn.Module):
 
     def __init__(
         self,
-        num_in_ch: int,
-        num_out_ch: int,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
         num_feat: int = 64,
         num_block: int = 16,
         upscale: int = 4,

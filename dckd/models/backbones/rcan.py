@@ -100,8 +100,8 @@ class RCAN(nn.Module):
 
     def __init__(
         self,
-        num_in_ch: int,
-        num_out_ch: int,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
         num_feat: int = 64,
         num_group: int = 10,
         num_block: int = 16,

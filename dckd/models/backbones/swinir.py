@@ -36,7 +36,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from dckd.models.backbones.common import DIV2K_RGB_MEAN, Upsample, check_pixel_shuffle_scale, mean_tensor, pad_to_multiple
+from dckd.models.backbones.common import DIV2K_RGB_MEAN, Upsample, check_pixel_shuffle_scale, mean_tensor
+from dckd.models.padding import pad_to_multiple
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 RESIDUAL_CONNECTIONS = ("1conv", "3conv")
