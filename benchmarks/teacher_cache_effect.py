@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from dckd.engine.setup import construct_network
-from dckd.files.weights import load_network_weights
-from dckd.data.bundled import bundled_dataset
 from dckd.apps.demo import DEMO_STUDENT, DEMO_TEACHER, demo_config
-from dckd.eval.restoration import evaluate_dataset
+from dckd.data.bundled import bundled_dataset
 from dckd.engine.loop import train
+from dckd.engine.setup import construct_network
+from dckd.eval.restoration import evaluate_dataset
+from dckd.files.weights import load_network_weights
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -29,16 +29,16 @@ from pathlib import Path
 
 import torch
 
-from dckd.models.averaging import freeze, frozen_copy, interpolate_
-from dckd.models.backbones import resolve
-from dckd.engine.setup import build_method, construct_network
 from dckd.config.schema import config_from_dict
-from dckd.methods.dckd.degradations import make_negative_inputs
+from dckd.engine.setup import build_method, construct_network
 from dckd.eval.restoration import autocast_context
-from dckd.methods.dckd.invertible import InvertibleAugmentation
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.losses.pixel import l1_loss
+from dckd.methods.dckd.degradations import make_negative_inputs
+from dckd.methods.dckd.invertible import InvertibleAugmentation
+from dckd.models.averaging import freeze, frozen_copy, interpolate_
+from dckd.models.backbones import resolve
 from dckd.models.vqgan import VQGANEncoder, latent_rows, negative_squared_distance_logits, taming_f16_1024_config
 
 SETTINGS = {

@@ -26,7 +26,7 @@ def imported_modules(node: ast.AST, current: str) -> list[tuple[str, list[str]]]
     if isinstance(node, ast.ImportFrom):
         base = node.module or ""
         if node.level:
-            package = current.rsplit(".", node.level)[0] if not MODULES[current].name == "__init__.py" else current
+            package = current.rsplit(".", node.level)[0] if MODULES[current].name != "__init__.py" else current
             base = f"{package}.{base}" if base else package
         return [(base, [alias.name for alias in node.names])]
     return []

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from dckd.eval import selfcheck
 from dckd.models.backbones import nafnet, restormer
-from dckd.models.backbones.nafnet import NAFNet, NAFNetLocal, LocalAvgPool2d, to_local
+from dckd.models.backbones.nafnet import LocalAvgPool2d, NAFNet, NAFNetLocal, to_local
 from dckd.models.backbones.restormer import Attention, LayerNorm, Restormer, reflect_pad_bottom_right
 
 GOLDEN = selfcheck.DEFAULT_DIR

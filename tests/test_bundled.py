@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dckd.engine.setup import build_dataset
 from dckd.config.schema import DatasetConfig
 from dckd.data import read_image_uint8
 from dckd.data.bundled import BUNDLED_SCALES, BUNDLED_SPLITS, bundled_dataset, bundled_root
 from dckd.data.image_io import decode_image
 from dckd.data.imresize import bicubic_degrade
+from dckd.engine.setup import build_dataset
 
 ASSETS = Path(__file__).resolve().parent.parent / "dckd" / "assets" / "bundled"
 SOURCES = json.loads((ASSETS / "SOURCES.json").read_text(encoding="utf-8"))
@@ -35,7 +35,7 @@ def test_every_split_and_scale_has_the_benchmark_layout_with_exact_sizes() -> No
             hr = decode_image(root / "HR" / f"{name}.png")
             height, width = hr.pixels.shape[:2]
             assert hr.bit_depth == 8 and height % 12 == 0 and width % 12 == 0, name
-            assert 168 <= min(height, width) and max(height, width) <= 480, name
+            assert min(height, width) >= 168 and max(height, width) <= 480, name
             for scale in BUNDLED_SCALES:
                 lr = decode_image(root / "LR_bicubic" / f"X{scale}" / f"{name}x{scale}.png")
                 assert lr.pixels.shape == (height // scale, width // scale, 3), (name, scale)
@@ -60,7 +60,7 @@ def test_datasets_load_through_the_config_like_a_benchmark(split: str) -> None:
     assert whole.sample_names == names(split)
     sample = whole[0]
     assert sample["gt"].shape[1:] == (sample["lq"].shape[1] * 4, sample["lq"].shape[2] * 4)
-    assert sample["gt"].shape[0] == 3 and 0.0 <= float(sample["gt"].min()) and float(sample["gt"].max()) <= 1.0
+    assert sample["gt"].shape[0] == 3 and float(sample["gt"].min()) >= 0.0 and float(sample["gt"].max()) <= 1.0
     patches = build_dataset(DatasetConfig(kind="bundled", split=split, name="photos"), 3, 16, True)
     assert patches.name == "photos"
     assert patches[(1, 7)]["lq"].shape == (3, 16, 16) and patches[(1, 7)]["gt"].shape == (3, 48, 48)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dckd.engine.setup import build_network, build_vqgan
-from dckd.files.weights import atomic_write, read_checkpoint, save_torch_atomic
-from dckd.errors import CheckpointError
 from dckd.config.schema import NetworkConfig, VQGANConfig
+from dckd.engine.setup import build_network, build_vqgan
+from dckd.errors import CheckpointError
 from dckd.eval.selfcheck import DEFAULT_DIR
+from dckd.files.weights import atomic_write, read_checkpoint, save_torch_atomic
 
 MANIFESTS = json.loads((DEFAULT_DIR / "manifests.json").read_text())
 PRESET_OF_MANIFEST = {

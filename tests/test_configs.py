@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import structured_image
 from PIL import Image
 
-from conftest import structured_image
-from dckd.models.averaging import freeze, frozen_copy
-from dckd.engine.setup import build_dataset, build_method, build_network, build_vqgan, network_record
-from dckd.config.schema import NetworkConfig, config_from_dict, load_config
 from dckd.config.loading import read_yaml
+from dckd.config.schema import NetworkConfig, config_from_dict, load_config
+from dckd.engine.setup import build_dataset, build_method, build_network, build_vqgan, network_record
+from dckd.models.averaging import freeze, frozen_copy
 from dckd.models.vqgan import VQGANEncoder
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
 from conftest import tiny_run_config, write_images
+
 from dckd.apps.cli import main
 
 

@@ -101,7 +101,7 @@ def test_pipeline_contracts(case):
         assert item["lq"].shape == (3, patch, patch) and item["gt"].shape == (3, patch * scale, patch * scale)
         assert item["lq"].dtype == torch.float32 and item["gt"].dtype == torch.float32
         for tensor in (item["lq"], item["gt"]):
-            assert 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0
+            assert float(tensor.min()) >= 0.0 and float(tensor.max()) <= 1.0
     assert torch.equal(sample["lq"], again["lq"]) and torch.equal(sample["gt"], again["gt"])
 
     lq_full, gt_full = lq_full.float(), gt_full.float()

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import torch
-
 from conftest import TINY_VQGAN
-from dckd.engine.setup import construct_network
+
 from dckd.apps.cli import main
 from dckd.apps.demo import DEMO_TEACHER
+from dckd.engine.setup import construct_network
 from dckd.models.vqgan import VQGANEncoder
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 import yaml
-
 from conftest import tiny_run_config
+
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
 
 

@@ -7,11 +7,11 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_VQGAN, tiny_edsr
 from torch import nn
 
-from conftest import TINY_VQGAN, tiny_edsr
-from dckd.engine.setup import build_method, construct_network
 from dckd.config.schema import config_from_dict
+from dckd.engine.setup import build_method, construct_network
 from dckd.methods.dckd.history import HistoryModel, HistorySchedule
 from dckd.methods.dckd.invertible import InvertibleAugmentation
 from dckd.models.vqgan import VQGANEncoder

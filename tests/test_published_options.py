@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from dckd.config import read_config as _load_any_config
-from dckd.config.schema import config_from_dict
 from dckd.config.loading import dump_yaml, read_yaml
-from dckd.errors import ConfigError
 from dckd.config.published import convert_published_options, is_published_options
+from dckd.config.schema import config_from_dict
+from dckd.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "published"
 SWINIR = FIXTURES / "train_DCKD_SwinIR_SRx4.yml"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_run_config, tiny_swinir
 
-from conftest import TINY_VQGAN, tiny_run_config, tiny_swinir
 from dckd.apps.cli import main
 from dckd.config.schema import config_from_dict
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
-from dckd.engine.setup import build_vqgan, network_from_weights
-from dckd.files.weights import read_checkpoint
 from dckd.config.schema import VQGANConfig
 from dckd.data.bundled import bundled_dataset
-from dckd.eval.restoration import evaluate_dataset, score_image
 from dckd.data.imresize import imresize_tensor
+from dckd.engine.setup import build_vqgan, network_from_weights
+from dckd.eval.restoration import evaluate_dataset, score_image
+from dckd.files.weights import read_checkpoint
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "dckd" / "assets" / "weights"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from dckd.config.schema import load_config
-from dckd.methods import METHODS
 from dckd.engine.checkpoints import list_checkpoints
-from dckd.engine.run_log import read_log
 from dckd.engine.loop import train
+from dckd.engine.run_log import read_log
+from dckd.methods import METHODS
 
 SMOKE = sorted((Path(__file__).resolve().parents[1] / "configs" / "smoke").glob("*.yaml"))
 

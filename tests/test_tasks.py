@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from conftest import structured_image, write_images
 from PIL import Image
 
-from conftest import structured_image, write_images
-from dckd.engine.setup import build_dataset
 from dckd.config.schema import DatasetConfig, config_from_dict, load_config
-from dckd.eval.restoration import evaluation_protocol
 from dckd.engine.loop import _stage, train
+from dckd.engine.setup import build_dataset
+from dckd.eval.restoration import evaluation_protocol
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

@@ -6,17 +6,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+from conftest import tiny_run_config, tiny_swinir, write_images
 from PIL import Image
 
-from conftest import TINY_VQGAN, tiny_run_config, tiny_swinir, write_images
 from dckd.apps.cli import main
 from dckd.config.schema import config_from_dict
 from dckd.data.imresize import bicubic_degrade
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
-from dckd.engine.run_log import read_log
 from dckd.engine.loop import train
+from dckd.engine.run_log import read_log
 
 
 def test_scratch_run_writes_config_log_checkpoints_and_weights(tmp_path: Path, image_folder: Path) -> None:

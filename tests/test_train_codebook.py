@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import write_images
-from dckd.engine.setup import build_vqgan
-from dckd.models.vq_autoencoder import VQAutoencoder
-from dckd.config.schema import VQGANConfig
-from dckd.errors import DatasetError
-from dckd.methods.dckd.feature_space import VQGANSpace
-from dckd.engine.run_log import read_log
+
 from dckd.apps.train_codebook import (
     INPUT_RANGE,
     add_train_codebook_arguments,
@@ -23,6 +17,12 @@ from dckd.apps.train_codebook import (
     run_train_codebook_command,
     train_codebook,
 )
+from dckd.config.schema import VQGANConfig
+from dckd.engine.run_log import read_log
+from dckd.engine.setup import build_vqgan
+from dckd.errors import DatasetError
+from dckd.methods.dckd.feature_space import VQGANSpace
+from dckd.models.vq_autoencoder import VQAutoencoder
 
 # Three levels, 16 codes: a few milliseconds per step on one CPU core.
 TINY = dict(batch_size=4, crop_size=16, ch=32, ch_mult=(1, 1, 2), z_channels=8, embed_dim=8, n_embed=16,

@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from dckd.errors import CheckpointError
 from dckd.eval import selfcheck
+from dckd.files.safe_pickle import Placeholder, safe_torch_load
 from dckd.losses.autoencoder import adversarial_factor, autoencoder_loss, discriminator_hinge_loss
 from dckd.models.vq_autoencoder import NLayerDiscriminator, VQAutoencoder, code_usage
-from dckd.errors import CheckpointError
-from dckd.files.safe_pickle import Placeholder, safe_torch_load
 from dckd.models.vqgan import (
     VQGANEncoder,
     code_distribution_from_latent,

@@ -266,8 +266,7 @@ def run_demo(iterations: int = 400, scale: int = 4, methods: tuple[str, ...] = (
     atomic_write(report / "table.md", lambda path: path.write_text(table, encoding="utf-8"))
     atomic_write(report / "table.json", lambda path: path.write_text(json.dumps(document, indent=2), encoding="utf-8"))
     _plot_curves(report, runs)
-    crop_outputs = {label: images for label, images in outputs.items()}
-    crops = _write_crops(report, test_set, crop_outputs, scale)
+    crops = _write_crops(report, test_set, outputs, scale)
     _html(report, table, crops)
     print(f"report: {report / 'index.html'}", file=sys.stderr)
     return document

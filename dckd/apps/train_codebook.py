@@ -49,8 +49,8 @@ from dckd.config.schema import config_from_dict
 from dckd.data.bundled import bundled_root
 from dckd.data.folders import list_images
 from dckd.data.sampler import seed_for
-from dckd.engine.distributed import resolve_device
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
+from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
 from dckd.engine.run_log import Progress, RunLog
 from dckd.engine.setup import build_dataset, construct_network

@@ -1,6 +1,7 @@
 """The options schema (``schema.py``), YAML loading and validation (``loading.py``), the published code's
 options files (``published.py``) and reading whichever a user gives (``reading.py``)."""
 
+from dckd.config.loading import dump_yaml
 from dckd.config.reading import read_config
 from dckd.config.schema import (
     Config,
@@ -16,7 +17,6 @@ from dckd.config.schema import (
     config_from_dict,
     load_config,
 )
-from dckd.config.loading import dump_yaml
 
 __all__ = [
     "Config",

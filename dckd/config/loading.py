@@ -132,6 +132,9 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
             values[name] = _convert(data[name], hints[name], where)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: required option is missing ({_type_name(hints[name])})")
+        elif field.default_factory is not dataclasses.MISSING:
+            # Defaults go through the same conversion (lists become tuples), so a config equals its reloaded YAML.
+            values[name] = _convert(to_dict(field.default_factory()), hints[name], where)
     try:
         return cls(**values)
     except ConfigError as error:

@@ -180,7 +180,7 @@ def _network(reader: _Reader, section: str) -> dict | None:
                                               f"expected one of {', '.join(NETWORK_TYPES)}")
     backbone = NETWORK_TYPES[network_type]
     options = {key: value for key, value in raw.items() if key != "type"}
-    accepted = [name for name in inspect.signature(BACKBONES[backbone]).parameters]
+    accepted = list(inspect.signature(BACKBONES[backbone]).parameters)
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise reader.error(f"{section}.{unknown[0]}", f"{network_type} takes no parameter {unknown[0]!r}; "

@@ -63,14 +63,15 @@ class VQGANConfig:
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class DatasetConfig:
-    kind: Literal["benchmark", "paired", "hr_only", "bundled", "gopro", "input_target", "synthetic"]
+    kind: Literal["benchmark", "paired", "hr_only", "bundled", "gopro", "input_target", "synthetic", "python"]
     """Folder layout. ``benchmark``: ``root/HR`` + ``root/LR_bicubic/X{scale}/*x{scale}.png`` (LR made by
     MATLAB bicubic when absent). ``paired``: ``gt_dir`` + ``lq_dir`` matched by ``filename_template``.
     ``hr_only``: ``gt_dir`` only, LR made by MATLAB bicubic. ``bundled``: the photographs shipped with
     dckd (``split`` train or test). ``gopro``: GoPro ``root/{split}/<sequence>/blur|sharp`` or
     ``root/{split}/input|target``. ``input_target``: Rain13K / Test100 / Rain100H/L / Test2800 / Test1200
     (``root/input`` + ``root/target``). ``synthetic``: clean images in ``gt_dir`` degraded on the fly by
-    ``synthetic_task`` (a stand-in for GoPro / Rain13K)."""
+    ``synthetic_task`` (a stand-in for GoPro / Rain13K). ``python``: a dataset object given to ``dckd.distill``
+    (recorded in a run's config.yaml; a config file cannot rebuild it)."""
     name: str = ""
     """Name shown in logs and tables; defaults to the folder name."""
     root: str | None = None
@@ -97,6 +98,7 @@ class DatasetConfig:
             "gopro": ("root",),
             "input_target": ("root",),
             "synthetic": ("gt_dir",),
+            "python": (),
         }[self.kind]
         for option in needs:
             _require(getattr(self, option), f"kind: a dataset of kind {self.kind!r} needs the option {option!r}")

@@ -34,16 +34,16 @@ from dckd.data.image_io import (
 )
 from dckd.data.sampler import TrainBatchSampler, seed_for
 from dckd.data.transforms import augment, mod_crop, paired_random_crop, to_tensor
-from dckd.errors import DatasetError, ImageReadError
 from dckd.data.validate import Problem, ValidationReport, check_dataset, validate_dataset
+from dckd.errors import DatasetError, ImageReadError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
     "BenchmarkLayout",
     "BicubicDataset",
-    "DEFAULT_MAX_PIXELS",
     "DatasetError",
     "DecodedImage",
-    "IMAGE_EXTENSIONS",
     "ImageReadError",
     "PairMatch",
     "PairedDataset",

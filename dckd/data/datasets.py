@@ -49,7 +49,7 @@ from dckd.data.folders import (
     match_pairs,
 )
 from dckd.data.image_io import DEFAULT_MAX_PIXELS, decode_image
-from dckd.errors import DatasetError
+from dckd.data.imresize import bicubic_degrade, imresize, modcrop
 from dckd.data.transforms import augment as augment_tensors
 from dckd.data.transforms import (
     center_crop_origin,
@@ -57,7 +57,7 @@ from dckd.data.transforms import (
     paired_crop,
     random_crop_origin,
 )
-from dckd.data.imresize import bicubic_degrade, imresize, modcrop
+from dckd.errors import DatasetError
 
 SampleKey = int | tuple[int, int]
 """``index`` (deterministic) or ``(index, seed)`` (random crop and augmentation from ``seed``)."""
@@ -381,9 +381,7 @@ def parse_key(key: SampleKey, length: int) -> tuple[int, int | None]:
         if len(key) != 2:
             raise TypeError(f"a dataset key is an index or (index, seed), got {key!r}")
         index, seed = int(key[0]), int(key[1])
-    elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        index, seed = int(key), None
-    elif torch.is_tensor(key) and key.dim() == 0:
+    elif (isinstance(key, (int, np.integer)) and not isinstance(key, bool)) or (torch.is_tensor(key) and key.dim() == 0):
         index, seed = int(key), None
     else:
         raise TypeError(f"a dataset key is an index or (index, seed), got {key!r}")

@@ -41,6 +41,9 @@ from PIL import Image, UnidentifiedImageError
 
 from dckd.errors import DatasetError, ImageReadError
 
+__all__ = ["DEFAULT_MAX_PIXELS", "DatasetError", "DecodedImage", "ImageReadError", "decode_image", "read_image",
+           "read_image_uint8", "to_uint8", "write_image"]
+
 # A 16384 x 16384 image: 3 GiB as float32 RGB. Far above any training or benchmark image (DIV2K is
 # 2040 x 1356, 8K frames are 33M pixels) and above Pillow's default guard (89M pixels, which stops
 # some legitimate panoramas), yet it still stops a malicious header claiming billions of pixels
@@ -169,10 +172,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> No
             os.fsync(file.fileno())
         os.replace(temporary_name, path)
     except BaseException:
-        try:
-            os.unlink(temporary_name)
-        except FileNotFoundError:
-            pass
+        Path(temporary_name).unlink(missing_ok=True)
         raise
 
 

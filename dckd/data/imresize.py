@@ -41,7 +41,7 @@ def cubic(distance: np.ndarray) -> np.ndarray:
 
 def output_length(in_length: int, scale: float) -> int:
     """MATLAB's output size: ``ceil(in_length * scale)`` (computed in float64 exactly as MATLAB does)."""
-    return int(math.ceil(in_length * scale))
+    return math.ceil(in_length * scale)
 
 
 @functools.lru_cache(maxsize=64)
@@ -65,7 +65,7 @@ def resize_matrix(in_length: int, out_length: int, scale: float, antialiasing: b
     positions = np.arange(1, out_length + 1, dtype=np.float64)
     centres = positions / scale + 0.5 * (1 - 1 / scale)  # (out,), 1-based input coordinates
     left = np.floor(centres - kernel_width / 2)
-    taps = int(math.ceil(kernel_width)) + 2  # one spare tap on each side, as MATLAB takes
+    taps = math.ceil(kernel_width) + 2  # one spare tap on each side, as MATLAB takes
     indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]  # (out, taps), 1-based
     distances = centres[:, None] - indices
     if shrink_kernel:

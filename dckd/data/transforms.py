@@ -123,15 +123,6 @@ def center_crop_origin(lq: ArrayOrTensor, lq_patch_size: int, name: str = "image
     return (height - lq_patch_size) // 2, (width - lq_patch_size) // 2
 
 
-def paired_center_crop(
-    lq: ArrayOrTensor, gt: ArrayOrTensor, lq_patch_size: int, scale: int, name: str = "image"
-) -> tuple[ArrayOrTensor, ArrayOrTensor]:
-    """The aligned crop at the centre of the LQ image (rounded towards the top left): the fixed patch
-    that an unseeded training sample uses, so validation on training data is stable."""
-    top, left = center_crop_origin(lq, lq_patch_size, name)
-    return paired_crop(lq, gt, lq_patch_size, scale, top, left)
-
-
 def augment(
     tensors: Sequence[torch.Tensor], generator: torch.Generator, hflip: bool = True, rotation: bool = True
 ) -> list[torch.Tensor]:

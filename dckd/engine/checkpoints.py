@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from dckd.files.weights import atomic_write, file_sha256, read_checkpoint, save_torch_atomic
 from dckd.errors import CheckpointError
+from dckd.files.weights import atomic_write, file_sha256, read_checkpoint, save_torch_atomic
 
 CHECKPOINT_FORMAT = "dckd-training-checkpoint"
 WEIGHTS_FORMAT = "dckd-weights"
@@ -78,7 +78,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def remove_partial_writes(run_dir: Path) -> list[Path]:
     """Delete temporary files a killed process left behind (never a finished checkpoint)."""
     folder = checkpoint_dir(run_dir)
-    leftovers = [path for path in folder.glob(".iter_*.tmp")] if folder.is_dir() else []
+    leftovers = list(folder.glob(".iter_*.tmp")) if folder.is_dir() else []
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers

@@ -6,7 +6,8 @@ Run ``dckd train CONFIG`` on one process, or ``torchrun --nproc_per_node=N -m dc
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import signal
 import sys
 import time
@@ -47,10 +48,8 @@ class _StopRequest:
 
     def __enter__(self) -> _StopRequest:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread (some test runners): no handler
                 self.previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread (e.g. inside some test runners): no handler
-                pass
         return self
 
     def _handle(self, signum: int, _frame) -> None:
@@ -140,7 +139,7 @@ def train(config: Config, resume: str | None = None, networks: dict[str, nn.Modu
 def _train(config: Config, context: distributed.Context, resume: str | None, networks: dict[str, nn.Module],
            datasets: dict[str, Any]) -> Path:
     run_dir, device, options = config.run_dir, context.device, config.train
-    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else open(os.devnull, "w"))
+    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else io.StringIO())
     say = progress.message if context.is_main else (lambda text: None)
 
     # ---- seeds: networks are initialised identically on every process (seed); afterwards process r

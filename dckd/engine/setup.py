@@ -125,6 +125,9 @@ def build_dataset(spec: DatasetConfig, scale: int, lq_patch_size: int | None, au
         if scale != 1:
             raise ConfigError(f"dataset {spec.gt_dir}: synthetic {spec.synthetic_task} pairs need data.scale 1, got {scale}")
         return SyntheticDataset(data.hr_folder(spec.gt_dir, 1, **options), spec.synthetic_task, seed)
+    if spec.kind == "python":
+        raise ConfigError(f"dataset {spec.name or 'python'}: a Python dataset object was given to dckd.distill for this "
+                          "run; a config file cannot rebuild it: point the dataset at a folder instead")
     raise ConfigError(f"unknown dataset kind {spec.kind!r}")
 
 

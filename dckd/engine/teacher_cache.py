@@ -56,6 +56,11 @@ def cache_key(teacher_record: dict, checkpoint: str | None, gt_paths: list[Path]
     return digest, description
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a handle, so np.save adds no ".npy" to the temporary name
+        np.save(handle, array)
+
+
 def _entry_name(gt_path: Path) -> str:
     return hashlib.sha1(str(Path(gt_path).resolve()).encode()).hexdigest() + ".npy"
 
@@ -103,7 +108,7 @@ def build_cache(config: Config, dataset, device: torch.device, say=print) -> Pat
         output = restore(teacher, lq.unsqueeze(0).to(device), config.data.scale, config.evaluation.tile_size,
                          config.evaluation.tile_overlap, precision=config.train.precision)[0]
         array = output.clamp(0, 1).cpu().numpy().astype(np.float16)
-        atomic_write(target, lambda path: np.save(open(path, "wb"), array))
+        atomic_write(target, lambda path, array=array: _save_array(path, array))
         say(f"teacher cache {index + 1}/{total}: {dataset.gt_paths[index].name}")
     description["entries"] = total
     atomic_write(directory / "manifest.json", lambda path: path.write_text(json.dumps(description, indent=1)))
@@ -117,9 +122,9 @@ def check_applies(config: Config) -> None:
         raise ConfigError(f"teacher_cache.enabled: method {config.method!r} does not take the teacher's output alone "
                           "from the teacher (FAKD needs its intermediate features; scratch and mclir use no "
                           "teacher); turn the cache off")
-    if config.data.train is None or config.data.train.kind == "synthetic":
-        raise ConfigError("teacher_cache.enabled: synthetic datasets make a new input every sample; there is "
-                          "nothing fixed to cache")
+    if config.data.train is None or config.data.train.kind in ("synthetic", "python"):
+        raise ConfigError("teacher_cache.enabled: the cache needs the training images as files (synthetic datasets "
+                          "make a new input every sample, a Python dataset has no files); turn the cache off")
 
 
 def attach(config: Config, dataset, device: torch.device, say=print) -> Path:

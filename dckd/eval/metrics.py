@@ -9,10 +9,9 @@ The Y channel is not rounded (MATLAB's ``rgb2ycbcr`` of a uint8 image would roun
 numbers papers copy, does not), and it passes through float32 exactly as BasicSR's ``to_y_channel``
 does, so results equal BasicSR's to the last bit rather than to ~1e-6 dB.
 
-The numpy functions take ``(H, W, C)`` uint8 images (or float images in [0, 255]) and return floats.
-For validation during training, ``psnr_tensor`` computes a batch at once on the network's device from
-``(N, C, H, W)`` tensors in [0, 1]; on inputs quantised to multiples of 1/255 it equals ``psnr`` of the
-uint8 images that ``tensor_to_uint8`` would write (to ~1e-7 dB; exactly on the Y channel).
+The functions take ``(H, W, C)`` uint8 images (or float images in [0, 255]) and return floats; network
+outputs reach them through ``tensor_to_uint8`` (``dckd.eval.restoration.score_image``), as saved images
+would, both for ``dckd test`` and for validation during training.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ import math
 
 import numpy as np
 import torch
+
+from dckd.data.image_io import to_uint8
 
 # MATLAB rgb2ycbcr (BT.601): Y = 16 + 65.481 R + 128.553 G + 24.966 B for R, G, B in [0, 1].
 Y_COEFFICIENTS_RGB = (65.481, 128.553, 24.966)
@@ -155,55 +156,4 @@ def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:
         image = image[0]
     if image.dim() != 3:
         raise ValueError(f"tensor_to_uint8 expects (C, H, W) or (1, C, H, W), got shape {tuple(image.shape)}")
-    scaled = (image.detach().float().cpu().clamp(0, 1) * 255.0).round()
-    return scaled.permute(1, 2, 0).numpy().astype(np.uint8)
-
-
-def rgb_to_y_tensor(images: torch.Tensor) -> torch.Tensor:
-    """Y channel of ``(N, 3, H, W)`` RGB tensors in [0, 1]: ``(N, 1, H, W)`` float32, Y / 255 (16/255..235/255).
-
-    The same arithmetic as ``rgb_to_y`` (float32 input, float64 weighted sum, float32 result), so
-    ``rgb_to_y_tensor(x) * 255`` (in float32) equals ``rgb_to_y`` of the uint8 image ``x * 255`` bit for bit
-    when ``x`` holds multiples of 1/255 in float32.
-    """
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"rgb_to_y_tensor expects (N, 3, H, W) RGB tensors, got shape {tuple(images.shape)}")
-    weights = torch.tensor(Y_COEFFICIENTS_RGB, dtype=torch.float64, device=images.device).view(1, 3, 1, 1)
-    unit = images.float().double()
-    luma = (unit * weights).sum(dim=1, keepdim=True) + Y_OFFSET
-    return (luma / 255.0).float()
-
-
-def psnr_tensor(
-    restored: torch.Tensor, gt: torch.Tensor, crop_border: int = 0, y_channel: bool = False
-) -> torch.Tensor:
-    """PSNR in dB of each image of a batch, ``(N,)`` float64 on the inputs' device (``inf`` where equal).
-
-    Inputs are ``(N, C, H, W)`` (or ``(C, H, W)``) in [0, 1], compared on the 0..255 scale like ``psnr``.
-    Nothing is clamped or rounded here: quantise first (``(x.clamp(0, 1) * 255).round() / 255``) to get
-    what ``psnr(tensor_to_uint8(restored), tensor_to_uint8(gt), ...)`` reports: bit for bit with
-    ``y_channel``, to ~1e-7 dB without (float32 ``k / 255`` times 255 is not exactly ``k``).
-    """
-    if restored.shape != gt.shape:
-        raise ValueError(f"restored shape {tuple(restored.shape)} differs from gt shape {tuple(gt.shape)}")
-    if restored.dim() == 3:
-        restored, gt = restored.unsqueeze(0), gt.unsqueeze(0)
-    if restored.dim() != 4:
-        raise ValueError(f"psnr_tensor expects (N, C, H, W) or (C, H, W) tensors, got shape {tuple(restored.shape)}")
-    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
-        raise ValueError(f"crop_border must be a non-negative integer, got {crop_border!r}")
-    height, width = restored.shape[-2:]
-    if min(height, width) - 2 * crop_border < 1:
-        raise ValueError(f"crop_border={crop_border} leaves nothing of a {height}x{width} image")
-    if crop_border:
-        restored = restored[..., crop_border:-crop_border, crop_border:-crop_border]
-        gt = gt[..., crop_border:-crop_border, crop_border:-crop_border]
-    if y_channel:
-        # float32 * 255 then float64, as rgb_to_y does on the numpy side.
-        restored = (rgb_to_y_tensor(restored) * 255.0).double()
-        gt = (rgb_to_y_tensor(gt) * 255.0).double()
-    else:
-        restored = restored.double() * 255.0
-        gt = gt.double() * 255.0
-    mse = ((restored - gt) ** 2).mean(dim=(1, 2, 3))
-    return 10.0 * torch.log10(255.0 * 255.0 / mse)
+    return to_uint8(image)

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dckd.errors import CheckpointError
+from dckd.files.paths import resolve_path
 from dckd.files.safe_pickle import safe_torch_load
 
 WRAPPER_KEYS = ("params_ema", "params", "ema", "student", "state_dict", "model", "net", "generator")
@@ -32,8 +33,8 @@ SUPPORTED_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a checkpoint file without executing any pickled code."""
-    path = Path(path)
+    """Read a checkpoint file without executing any pickled code (``dckd:...`` names a shipped file)."""
+    path = resolve_path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:

@@ -33,7 +33,16 @@ from dckd.errors import ConfigError
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.losses.pixel import l1_loss
-from dckd.methods.base import Method, Needs, Parts, ReconstructionOptions, check_weights, frozen_forward, result, teacher_outputs
+from dckd.methods.base import (
+    Method,
+    Needs,
+    Parts,
+    ReconstructionOptions,
+    check_weights,
+    frozen_forward,
+    result,
+    teacher_outputs,
+)
 from dckd.methods.dckd.feature_space import VQGANSpace
 from dckd.methods.dckd.history import HistoryModel, HistoryOptions
 from dckd.methods.dckd.invertible import InvertibleAugmentation

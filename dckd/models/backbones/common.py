@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dckd.models.padding import pad_to_multiple
