@@ -47,15 +47,21 @@ def crop_comparison(teacher, scale: int, patch: int, margin: int, samples: int, 
                 whole_outputs[index] = teacher(lq[None])[0].clamp(0, 1).half().float()
             top = int(torch.randint(lq.shape[-2] - patch + 1, (1,), generator=generator))
             left = int(torch.randint(lq.shape[-1] - patch + 1, (1,), generator=generator))
-            on_crop = teacher(lq[None, :, top:top + patch, left:left + patch])[0].clamp(0, 1)
-            cached = whole_outputs[index][:, top * scale:(top + patch) * scale, left * scale:(left + patch) * scale]
+            on_crop = teacher(lq[None, :, top : top + patch, left : left + patch])[0].clamp(0, 1)
+            cached = whole_outputs[index][:, top * scale : (top + patch) * scale, left * scale : (left + patch) * scale]
             full.append(psnr(on_crop, cached))
             inner = slice(margin * scale, (patch - margin) * scale)
             interior.append(psnr(on_crop[:, inner, inner], cached[:, inner, inner]))
             largest = max(largest, float((on_crop - cached).abs().max()))
-    return {"samples": samples, "lq_patch": patch, "margin_lq_pixels": margin,
-            "psnr_whole_crop_mean_db": sum(full) / len(full), "psnr_whole_crop_min_db": min(full),
-            "psnr_interior_mean_db": sum(interior) / len(interior), "max_abs_difference": largest}
+    return {
+        "samples": samples,
+        "lq_patch": patch,
+        "margin_lq_pixels": margin,
+        "psnr_whole_crop_mean_db": sum(full) / len(full),
+        "psnr_whole_crop_min_db": min(full),
+        "psnr_interior_mean_db": sum(interior) / len(interior),
+        "max_abs_difference": largest,
+    }
 
 
 def training_comparison(teacher_path: Path, scale: int, iterations: int, seed: int) -> dict:
@@ -63,8 +69,18 @@ def training_comparison(teacher_path: Path, scale: int, iterations: int, seed: i
     test_set = bundled_dataset("test", scale, lq_patch_size=None, augment=False)
     with tempfile.TemporaryDirectory() as folder:
         for label, enabled in (("teacher on crops", False), ("teacher-output cache", True)):
-            config = demo_config("logits", scale, iterations, seed, Path(folder) / label.replace(" ", "_"), 8, 32,
-                                 "cpu", teacher_path, teacher_path)
+            config = demo_config(
+                "logits",
+                scale,
+                iterations,
+                seed,
+                Path(folder) / label.replace(" ", "_"),
+                8,
+                32,
+                "cpu",
+                teacher_path,
+                teacher_path,
+            )
             config.teacher_cache.enabled = enabled
             config.teacher_cache.directory = str(Path(folder) / "cache")
             run_dir = train(config)
@@ -90,13 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     teacher = construct_network(DEMO_TEACHER["backbone"], {**DEMO_TEACHER["options"], "upscale": arguments.scale})
     load_network_weights(teacher, arguments.teacher)
     teacher.eval()
-    document = {"device": "cpu", "torch": torch.__version__, "teacher": arguments.teacher,
-                "crops": crop_comparison(teacher, arguments.scale, arguments.patch, arguments.margin,
-                                         arguments.samples, arguments.seed)}
+    document = {
+        "device": "cpu",
+        "torch": torch.__version__,
+        "teacher": arguments.teacher,
+        "crops": crop_comparison(
+            teacher, arguments.scale, arguments.patch, arguments.margin, arguments.samples, arguments.seed
+        ),
+    }
     print(json.dumps(document["crops"], indent=1))
     if arguments.iterations:
-        document["training"] = training_comparison(Path(arguments.teacher), arguments.scale, arguments.iterations,
-                                                   arguments.seed)
+        document["training"] = training_comparison(
+            Path(arguments.teacher), arguments.scale, arguments.iterations, arguments.seed
+        )
         print(json.dumps(document["training"], indent=1))
     if arguments.out:
         Path(arguments.out).write_text(json.dumps(document, indent=2))

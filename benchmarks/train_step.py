@@ -50,9 +50,22 @@ TINY_OPTIONS = {
     "swinir": {"embed_dim": 12, "depths": [1], "num_heads": [2], "img_size": 8, "window_size": 4},
     "rcan": {"num_feat": 8, "num_group": 1, "num_block": 1, "squeeze_factor": 4},
 }
-TINY_VQGAN = {"embed_dim": 8, "n_embed": 16, "ddconfig": {
-    "in_channels": 3, "out_ch": 3, "resolution": 64, "ch": 32, "ch_mult": [1, 1, 1, 1, 2], "num_res_blocks": 1,
-    "attn_resolutions": [2], "dropout": 0.0, "double_z": False, "z_channels": 8}}
+TINY_VQGAN = {
+    "embed_dim": 8,
+    "n_embed": 16,
+    "ddconfig": {
+        "in_channels": 3,
+        "out_ch": 3,
+        "resolution": 64,
+        "ch": 32,
+        "ch_mult": [1, 1, 1, 1, 2],
+        "num_res_blocks": 1,
+        "attn_resolutions": [2],
+        "dropout": 0.0,
+        "double_z": False,
+        "z_channels": 8,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -85,9 +98,16 @@ FAST = dict(precision="bfloat16", channels_last=True)
 def default_variants(setting: str) -> list[Variant]:
     """Each optimisation switched on one at a time, then together (SwinIR); the essential ones for RCAN."""
     if setting != "swinir_x4":
-        return [Variant("published"), Variant("scratch"), Variant("scratch", **FAST), Variant("logits", **FAST),
-                Variant("dckd_star"), Variant("dckd_star", **FAST), Variant("dckd", **FAST),
-                Variant("dckd_star", teacher_cache=True, **FAST)]
+        return [
+            Variant("published"),
+            Variant("scratch"),
+            Variant("scratch", **FAST),
+            Variant("logits", **FAST),
+            Variant("dckd_star"),
+            Variant("dckd_star", **FAST),
+            Variant("dckd", **FAST),
+            Variant("dckd_star", teacher_cache=True, **FAST),
+        ]
     variants = [Variant("published"), Variant("published", "bfloat16")]
     for method in ("scratch", "logits", "dckd", "dckd_star"):
         variants.append(Variant(method))
@@ -121,8 +141,11 @@ def _build(setting: str, size: str, device: torch.device):
     teacher_backbone, teacher_options = resolve(SETTINGS[setting]["teacher"], None)
     student_backbone, student_options = resolve(SETTINGS[setting]["student"], None)
     if size == "tiny":
-        teacher_options = {**teacher_options, **TINY_OPTIONS[teacher_backbone], "num_feat": 12} if teacher_backbone == "rcan" \
+        teacher_options = (
+            {**teacher_options, **TINY_OPTIONS[teacher_backbone], "num_feat": 12}
+            if teacher_backbone == "rcan"
             else {**teacher_options, **TINY_OPTIONS[teacher_backbone], "embed_dim": 16}
+        )
         student_options = {**student_options, **TINY_OPTIONS[student_backbone]}
         vqgan_spec = TINY_VQGAN
     else:
@@ -151,8 +174,9 @@ class PublishedStep:
 
     def __init__(self, student, teacher, vqgan, history, seed: int = 0) -> None:
         self.student, self.teacher, self.vqgan, self.history = student, teacher, vqgan, history
-        self.augmentation = InvertibleAugmentation(["invert", "vflip", "hflip", "transpose"], 0.5,
-                                                   torch.Generator().manual_seed(seed))
+        self.augmentation = InvertibleAugmentation(
+            ["invert", "vflip", "hflip", "transpose"], 0.5, torch.Generator().manual_seed(seed)
+        )
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.layer_weights = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
 
@@ -165,11 +189,15 @@ class PublishedStep:
             teacher_all = self.teacher(torch.cat([lq, augmented]))
         teacher_clean, teacher_augmented = teacher_all[:size], self.augmentation.invert(teacher_all[size:], plan)
         output = self.student(lq)
-        losses = {"reconstruction": l1_loss(output, gt), "kd": l1_loss(output, teacher_clean),
-                  "lcr": l1_loss(output, teacher_augmented)}
+        losses = {
+            "reconstruction": l1_loss(output, gt),
+            "kd": l1_loss(output, teacher_clean),
+            "lcr": l1_loss(output, teacher_augmented),
+        }
         with torch.no_grad():
             negatives = [self.history(lq)] + [
-                self.history(make_negative_inputs(lq, self.generator, 1, ["noise"])) for _ in range(4)]
+                self.history(make_negative_inputs(lq, self.generator, 1, ["noise"])) for _ in range(4)
+            ]
         anchor = self.vqgan.features(output)
         with torch.no_grad():
             positive = self.vqgan.features(teacher_clean)
@@ -181,16 +209,21 @@ class PublishedStep:
             teacher_latent = self.vqgan.encode(teacher_clean)
         student_logits = negative_squared_distance_logits(latent_rows(student_latent), self.vqgan.codebook)
         teacher_logits = negative_squared_distance_logits(latent_rows(teacher_latent), self.vqgan.codebook)
-        losses["codebook"] = 0.001 * codebook_cross_entropy(torch.log_softmax(student_logits, -1),
-                                                            torch.softmax(teacher_logits, -1), "released")
+        losses["codebook"] = 0.001 * codebook_cross_entropy(
+            torch.log_softmax(student_logits, -1), torch.softmax(teacher_logits, -1), "released"
+        )
         return {"loss": sum(losses.values()), "output": output, **losses}
 
 
 # ------------------------------------------------------------------------------------------ ours
 def our_method(variant: Variant, student, teacher, vqgan, backbone_spec):
     method = "dckd" if variant.method == "dckd_star" else variant.method
-    raw = {"method": method, "student": {"backbone": backbone_spec[0], "options": backbone_spec[1]},
-           "data": {"scale": 4}, "train": {"precision": variant.precision}}
+    raw = {
+        "method": method,
+        "student": {"backbone": backbone_spec[0], "options": backbone_spec[1]},
+        "data": {"scale": 4},
+        "train": {"precision": variant.precision},
+    }
     if method != "scratch":
         raw["teacher"] = {"backbone": backbone_spec[0], "options": backbone_spec[1]}
     if method == "dckd":
@@ -246,16 +279,25 @@ def run_variant(setting: str, variant: Variant, size: str, device: torch.device,
             times.append(time.perf_counter() - started)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     milliseconds = sorted(1000 * t for t in times)
-    return {"setting": setting, "variant": variant.label, **asdict(variant), "ms_median": statistics.median(milliseconds),
-            "ms_min": milliseconds[0], "ms_max": milliseconds[-1], "peak_gib": peak,
-            "terms": sorted(key for key in result if key not in ("loss", "output"))}
+    return {
+        "setting": setting,
+        "variant": variant.label,
+        **asdict(variant),
+        "ms_median": statistics.median(milliseconds),
+        "ms_min": milliseconds[0],
+        "ms_max": milliseconds[-1],
+        "peak_gib": peak,
+        "terms": sorted(key for key in result if key not in ("loss", "output")),
+    }
 
 
 def loss_agreement(setting: str, size: str, device: torch.device, precision: str, channels_last: bool) -> dict:
     """Relative difference of every DCKD* loss term between the fast path and float32, same inputs and weights."""
     values = {}
-    for label, (use_precision, use_channels_last) in {"float32": ("float32", False),
-                                                      "fast": (precision, channels_last)}.items():
+    for label, (use_precision, use_channels_last) in {
+        "float32": ("float32", False),
+        "fast": (precision, channels_last),
+    }.items():
         student, teacher, vqgan, spec = networks(setting, size, device)
         if use_channels_last:
             for network in (student, teacher, vqgan):
@@ -265,8 +307,10 @@ def loss_agreement(setting: str, size: str, device: torch.device, precision: str
         with torch.no_grad(), autocast_context(device, use_precision):
             result = method(batch)
         values[label] = {key: float(value) for key, value in result.items() if key != "output"}
-    return {key: abs(values["fast"][key] - values["float32"][key]) / abs(values["float32"][key])
-            for key in values["float32"]}
+    return {
+        key: abs(values["fast"][key] - values["float32"][key]) / abs(values["float32"][key])
+        for key in values["float32"]
+    }
 
 
 def breakdown(setting: str, size: str, device: torch.device, precision: str, channels_last: bool) -> dict:
@@ -281,7 +325,8 @@ def breakdown(setting: str, size: str, device: torch.device, precision: str, cha
         "teacher on 2B": lambda: teacher(torch.cat([lq, lq])),
         "history on 5B": lambda: student(torch.cat([lq] * 5)),
         "VQGAN full pass on 6B (positive + negatives)": lambda: vqgan.features_and_latent(
-            torch.cat([batch["gt"]] * 6).contiguous(memory_format=memory_format)),
+            torch.cat([batch["gt"]] * 6).contiguous(memory_format=memory_format)
+        ),
         "student forward (no grad)": lambda: student(lq),
     }
     gradient_parts = {
@@ -308,23 +353,43 @@ def _anchor_pass(vqgan, student, lq) -> None:
 
 
 def print_table(rows: list[dict], device_name: str) -> None:
-    print(f"\ndevice: {device_name} | torch {torch.__version__} | {datetime.date.today()} | "
-          f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
+    print(
+        f"\ndevice: {device_name} | torch {torch.__version__} | {datetime.date.today()} | "
+        f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}"
+    )
     header = f"{'setting':<10} {'variant':<42} {'ms/iter':>8} {'x scratch':>9} {'x published':>11} {'peak GiB':>8}"
     print(header)
     print("-" * len(header))
     for row in rows:
-        scratch = next((r for r in rows if r["setting"] == row["setting"] and r["method"] == "scratch"
-                        and (r["precision"], r["channels_last"], r["compile"]) ==
-                        (row["precision"], row["channels_last"], row["compile"])), None)
-        published = next((r for r in rows if r["setting"] == row["setting"] and r["method"] == "published"
-                          and r["precision"] == "float32"), None)
+        scratch = next(
+            (
+                r
+                for r in rows
+                if r["setting"] == row["setting"]
+                and r["method"] == "scratch"
+                and (r["precision"], r["channels_last"], r["compile"])
+                == (row["precision"], row["channels_last"], row["compile"])
+            ),
+            None,
+        )
+        published = next(
+            (
+                r
+                for r in rows
+                if r["setting"] == row["setting"] and r["method"] == "published" and r["precision"] == "float32"
+            ),
+            None,
+        )
         versus_scratch = f"{row['ms_median'] / scratch['ms_median']:.2f}" if scratch else "-"
         versus_published = f"{published['ms_median'] / row['ms_median']:.2f}x" if published else "-"
-        print(f"{row['setting']:<10} {row['variant']:<42} {row['ms_median']:>8.1f} {versus_scratch:>9} "
-              f"{versus_published:>11} {row['peak_gib']:>8.2f}")
-    print("x scratch: this variant's time / Scratch's with the same precision and layout; "
-          "x published: how many times faster than the float32 published step")
+        print(
+            f"{row['setting']:<10} {row['variant']:<42} {row['ms_median']:>8.1f} {versus_scratch:>9} "
+            f"{versus_published:>11} {row['peak_gib']:>8.2f}"
+        )
+    print(
+        "x scratch: this variant's time / Scratch's with the same precision and layout; "
+        "x published: how many times faster than the float32 published step"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,9 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile variants (slow to build)")
     parser.add_argument("--methods", default="", help="only these methods (comma-separated), e.g. scratch,dckd_star")
     parser.add_argument("--no-extras", action="store_true", help="skip the loss-agreement and per-part timings")
-    parser.add_argument("--loss-agreement-only", action="store_true",
-                        help="only compare every DCKD* loss term, bf16 autocast vs float32 (no timing): a CPU can run it "
-                             "at full size with a small --batch-size")
+    parser.add_argument(
+        "--loss-agreement-only",
+        action="store_true",
+        help="only compare every DCKD* loss term, bf16 autocast vs float32 (no timing): a CPU can run it "
+        "at full size with a small --batch-size",
+    )
     parser.add_argument("--time-limit", type=float, default=0, help="skip remaining variants after this many seconds")
     parser.add_argument("--out", help="write all rows as JSON here (rewritten after every variant)")
     arguments = parser.parse_args(argv)
@@ -362,17 +430,30 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         if arguments.out:
-            Path(arguments.out).write_text(json.dumps({
-                "device": device_name, "torch": torch.__version__, "date": str(datetime.date.today()),
-                "size": arguments.size, "rows": rows, "extras": extras, "skipped": skipped}, indent=2))
+            Path(arguments.out).write_text(
+                json.dumps(
+                    {
+                        "device": device_name,
+                        "torch": torch.__version__,
+                        "date": str(datetime.date.today()),
+                        "size": arguments.size,
+                        "rows": rows,
+                        "extras": extras,
+                        "skipped": skipped,
+                    },
+                    indent=2,
+                )
+            )
 
     if arguments.loss_agreement_only:
         for setting in settings:
             differences = loss_agreement(setting, arguments.size, device, "bfloat16", False)
             extras[setting] = {"loss_relative_difference_bf16": differences}
             save()
-            print(f"{setting} loss relative difference, bf16 vs float32: "
-                  + ", ".join(f"{key} {value:.3g}" for key, value in differences.items()))
+            print(
+                f"{setting} loss relative difference, bf16 vs float32: "
+                + ", ".join(f"{key} {value:.3g}" for key, value in differences.items())
+            )
         return 0
 
     for setting, variant in plan:
@@ -386,13 +467,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(row)
         save()
-        print(f"{setting:<10} {row['variant']:<42} {row['ms_median']:8.1f} ms  peak {row['peak_gib']:.2f} GiB",
-              file=sys.stderr, flush=True)
-        last_of_setting = all(other != setting for other, _ in plan[plan.index((setting, variant)) + 1:])
+        print(
+            f"{setting:<10} {row['variant']:<42} {row['ms_median']:8.1f} ms  peak {row['peak_gib']:.2f} GiB",
+            file=sys.stderr,
+            flush=True,
+        )
+        last_of_setting = all(other != setting for other, _ in plan[plan.index((setting, variant)) + 1 :])
         if last_of_setting and not arguments.no_extras and setting not in extras:
             extras[setting] = {
-                "loss_relative_difference_bf16_channels_last": loss_agreement(setting, arguments.size, device,
-                                                                              "bfloat16", True),
+                "loss_relative_difference_bf16_channels_last": loss_agreement(
+                    setting, arguments.size, device, "bfloat16", True
+                ),
                 "parts_ms_bf16_channels_last": breakdown(setting, arguments.size, device, "bfloat16", True),
                 "parts_ms_float32": breakdown(setting, arguments.size, device, "float32", False),
             }

@@ -41,8 +41,14 @@ FLAT_TRAIN = tuple(field.name for field in dataclasses.fields(TrainConfig) if fi
 """Training options ``distill`` takes as keywords (``total_iters=1000``, ``ema_decay=0``)."""
 
 
-def load_network(path: str | Path, *, preset: str | None = None, backbone: str | None = None,
-                 options: dict[str, Any] | None = None, key: str | None = None) -> nn.Module:
+def load_network(
+    path: str | Path,
+    *,
+    preset: str | None = None,
+    backbone: str | None = None,
+    options: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> nn.Module:
     """A network in eval mode from a weights file: a dckd ``weights.pth`` (its own record says which network),
     an official checkpoint with ``preset`` (``dckd models``) or ``backbone`` + ``options``, loaded strictly."""
     return network_from_weights(str(path), preset=preset, backbone=backbone, options=options, key=key).eval()
@@ -64,8 +70,10 @@ def network_scale(network: nn.Module, scale: int | None = None) -> int:
         output = network.eval()(torch.zeros(1, 3, 16, 16, device=device))
     network.train(was_training)
     if output.dim() != 4 or output.shape[-1] % 16 or output.shape[-1] != output.shape[-2]:
-        raise ConfigError(f"{type(network).__name__}: a 16x16 input gave an output of shape {tuple(output.shape)}, "
-                          "not a whole multiple; pass scale=")
+        raise ConfigError(
+            f"{type(network).__name__}: a 16x16 input gave an output of shape {tuple(output.shape)}, "
+            "not a whole multiple; pass scale="
+        )
     return output.shape[-1] // 16
 
 
@@ -85,8 +93,10 @@ class KeyedDataset(Dataset):
         if not (isinstance(sample, dict) and torch.is_tensor(sample.get("lq")) and torch.is_tensor(sample.get("gt"))):
             raise DatasetError(f"dataset {self.name}: item {index} is not a dict with 'lq' and 'gt' tensors")
         if sample["lq"].dim() != 3 or sample["gt"].dim() != 3:
-            raise DatasetError(f"dataset {self.name}: item {index} has lq {tuple(sample['lq'].shape)} and gt "
-                               f"{tuple(sample['gt'].shape)}; expected (C, H, W) tensors in [0, 1]")
+            raise DatasetError(
+                f"dataset {self.name}: item {index} has lq {tuple(sample['lq'].shape)} and gt "
+                f"{tuple(sample['gt'].shape)}; expected (C, H, W) tensors in [0, 1]"
+            )
         return {"lq": sample["lq"].float(), "gt": sample["gt"].float(), "name": str(sample.get("name", index))}
 
 
@@ -154,12 +164,16 @@ def distill(
     for key, value in options.items():
         owners = [group for group, names in groups.items() if key in names]
         if not owners:
-            raise ConfigError(f"distill: unknown option {key!r}; it takes the {method} options ({', '.join(method_fields)}), "
-                              f"the data options ({', '.join(FLAT_DATA)}), the training options ({', '.join(FLAT_TRAIN)}) "
-                              f"and the sections {', '.join(SECTIONS)} as dicts")
+            raise ConfigError(
+                f"distill: unknown option {key!r}; it takes the {method} options ({', '.join(method_fields)}), "
+                f"the data options ({', '.join(FLAT_DATA)}), the training options ({', '.join(FLAT_TRAIN)}) "
+                f"and the sections {', '.join(SECTIONS)} as dicts"
+            )
         if len(owners) > 1:
-            raise ConfigError(f"distill: option {key!r} is both a {' and a '.join(owners)} option; pass it in a section "
-                              "dict (train={...}) instead")
+            raise ConfigError(
+                f"distill: option {key!r} is both a {' and a '.join(owners)} option; pass it in a section "
+                "dict (train={...}) instead"
+            )
         chosen[owners[0]][key] = value
     sections = {key: dict(value) for key, value in chosen["section"].items()}
     method_options = chosen["method"]
@@ -173,25 +187,35 @@ def distill(
     else:
         data_section["train"] = _dataset_spec(data)
     if any(isinstance(item, Dataset) for item in validation):
-        datasets["validation"] = [KeyedDataset(item, f"validation{index}") if isinstance(item, Dataset)
-                                  else dataset_from_folder(str(item), data_section["scale"], "sr")
-                                  for index, item in enumerate(validation)]
+        datasets["validation"] = [
+            KeyedDataset(item, f"validation{index}")
+            if isinstance(item, Dataset)
+            else dataset_from_folder(str(item), data_section["scale"], "sr")
+            for index, item in enumerate(validation)
+        ]
     else:
         data_section["validation"] = [_dataset_spec(item) for item in validation]
     data_section.setdefault("num_workers", 0)
     train_section = {"device": device, **sections.pop("train", {}), **chosen["train"]}
 
     raw: dict[str, Any] = {
-        "name": name or method, "output_dir": str(output_dir), "method": method,
-        "student": {"backbone": _class_path(student)}, "data": data_section, "train": train_section, **sections,
+        "name": name or method,
+        "output_dir": str(output_dir),
+        "method": method,
+        "student": {"backbone": _class_path(student)},
+        "data": data_section,
+        "train": train_section,
+        **sections,
         method: method_options,
     }
     networks: dict[str, nn.Module] = {"student": student}
     if isinstance(teacher, (str, Path)):  # a file: recorded so that the run's config.yaml rebuilds it
         record = network_spec(teacher)
         if record is None:
-            raise ConfigError(f"teacher {teacher}: the file does not say which network it holds; load it with "
-                              "dckd.load_network(path, preset=...) and pass the network")
+            raise ConfigError(
+                f"teacher {teacher}: the file does not say which network it holds; load it with "
+                "dckd.load_network(path, preset=...) and pass the network"
+            )
         raw["teacher"] = {"backbone": record["backbone"], "options": record["options"], "checkpoint": str(teacher)}
     elif teacher is not None:
         raw["teacher"] = {"backbone": _class_path(teacher)}
@@ -208,10 +232,19 @@ def distill(
     return student
 
 
-def evaluate(network: nn.Module, data: str | Path | Dataset | Sequence[str | Path | Dataset], *,
-             scale: int | None = None, task: str = "sr", y_channel: bool | None = None,
-             crop_border: int | None = None, device: str = "auto", tile: int = 0, self_ensemble: bool = False,
-             precision: str = "float32") -> dict[str, dict[str, Any]]:
+def evaluate(
+    network: nn.Module,
+    data: str | Path | Dataset | Sequence[str | Path | Dataset],
+    *,
+    scale: int | None = None,
+    task: str = "sr",
+    y_channel: bool | None = None,
+    crop_border: int | None = None,
+    device: str = "auto",
+    tile: int = 0,
+    self_ensemble: bool = False,
+    precision: str = "float32",
+) -> dict[str, dict[str, Any]]:
     """PSNR/SSIM of ``network`` on datasets, as ``dckd test`` computes them.
 
     ``data``: a folder in a known layout, ``"bundled"`` / ``"bundled:test"``, a dataset of whole images
@@ -224,12 +257,25 @@ def evaluate(network: nn.Module, data: str | Path | Dataset | Sequence[str | Pat
     use_y, border = evaluation_protocol(task, scale, y_channel, crop_border)
     results = {}
     for index, item in enumerate(items):
-        dataset = (KeyedDataset(item, f"dataset{index}") if isinstance(item, Dataset)
-                   else dataset_from_folder(str(item), scale, task))
-        result = evaluate_dataset(network.to(target), dataset, scale, target, use_y, border, tile,
-                                  self_ensemble=self_ensemble, precision=precision)
+        dataset = (
+            KeyedDataset(item, f"dataset{index}")
+            if isinstance(item, Dataset)
+            else dataset_from_folder(str(item), scale, task)
+        )
+        result = evaluate_dataset(
+            network.to(target),
+            dataset,
+            scale,
+            target,
+            use_y,
+            border,
+            tile,
+            self_ensemble=self_ensemble,
+            precision=precision,
+        )
         results[getattr(dataset, "name", f"dataset{index}")] = {
-            "psnr": result["psnr"], "ssim": result["ssim"],
+            "psnr": result["psnr"],
+            "ssim": result["ssim"],
             "images": [{"name": score.name, "psnr": score.psnr, "ssim": score.ssim} for score in result["images"]],
         }
     return results

@@ -15,8 +15,18 @@ torch.set_num_threads(1)
 TINY_VQGAN = dict(
     embed_dim=8,
     n_embed=16,
-    ddconfig=dict(in_channels=3, out_ch=3, resolution=64, ch=32, ch_mult=[1, 1, 1, 1, 2], num_res_blocks=1,
-                  attn_resolutions=[4], dropout=0.0, double_z=False, z_channels=8),
+    ddconfig=dict(
+        in_channels=3,
+        out_ch=3,
+        resolution=64,
+        ch=32,
+        ch_mult=[1, 1, 1, 1, 2],
+        num_res_blocks=1,
+        attn_resolutions=[4],
+        dropout=0.0,
+        double_z=False,
+        z_channels=8,
+    ),
 )
 
 
@@ -59,15 +69,30 @@ def tiny_vqgan_checkpoint(tmp_path: Path) -> Path:
 
 
 def tiny_edsr(scale: int = 2, features: int = 8, blocks: int = 1) -> dict:
-    return {"backbone": "edsr", "options": {"num_in_ch": 3, "num_out_ch": 3, "num_feat": features,
-                                           "num_block": blocks, "upscale": scale}}
+    return {
+        "backbone": "edsr",
+        "options": {"num_in_ch": 3, "num_out_ch": 3, "num_feat": features, "num_block": blocks, "upscale": scale},
+    }
 
 
 def tiny_swinir(scale: int = 2, embed_dim: int = 12) -> dict:
-    return {"backbone": "swinir", "options": {"upscale": scale, "in_chans": 3, "img_size": 16, "window_size": 4,
-                                             "img_range": 1.0, "depths": [1, 1], "embed_dim": embed_dim,
-                                             "num_heads": [2, 2], "mlp_ratio": 2, "upsampler": "pixelshuffle",
-                                             "resi_connection": "1conv", "drop_path_rate": 0.0}}
+    return {
+        "backbone": "swinir",
+        "options": {
+            "upscale": scale,
+            "in_chans": 3,
+            "img_size": 16,
+            "window_size": 4,
+            "img_range": 1.0,
+            "depths": [1, 1],
+            "embed_dim": embed_dim,
+            "num_heads": [2, 2],
+            "mlp_ratio": 2,
+            "upsampler": "pixelshuffle",
+            "resi_connection": "1conv",
+            "drop_path_rate": 0.0,
+        },
+    }
 
 
 def tiny_run_config(tmp_path: Path, image_folder: Path, method: str = "scratch", **sections) -> dict:
@@ -80,10 +105,19 @@ def tiny_run_config(tmp_path: Path, image_folder: Path, method: str = "scratch",
         "data": {
             "train": {"kind": "hr_only", "gt_dir": str(image_folder)},
             "validation": [{"kind": "hr_only", "gt_dir": str(image_folder), "name": "val"}],
-            "scale": 2, "lq_patch_size": 12, "batch_size": 4, "num_workers": 0,
+            "scale": 2,
+            "lq_patch_size": 12,
+            "batch_size": 4,
+            "num_workers": 0,
         },
-        "train": {"total_iters": 6, "log_every_iters": 2, "validate_every_iters": 0, "checkpoint_every_iters": 3,
-                  "tensorboard": False, "seed": 3},
+        "train": {
+            "total_iters": 6,
+            "log_every_iters": 2,
+            "validate_every_iters": 0,
+            "checkpoint_every_iters": 3,
+            "tensorboard": False,
+            "seed": 3,
+        },
     }
     if method in ("logits", "fakd", "dckd"):
         config["teacher"] = tiny_edsr(features=12, blocks=2)

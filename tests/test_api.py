@@ -43,8 +43,14 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     assert len([line for line in code.splitlines() if line.strip()]) <= 16
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
-    completed = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                               env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "bundled-test" in completed.stdout and "psnr" in completed.stdout
     run_dir = tmp_path / "runs" / "dckd"
@@ -73,8 +79,19 @@ def test_distill_takes_modules_and_a_dataset_and_returns_the_trained_student(tmp
     teacher = construct_network("edsr", tiny_edsr(2, features=12, blocks=2)["options"])
     before = {key: value.clone() for key, value in student.state_dict().items()}
     random_state = torch.get_rng_state()
-    trained = dckd.distill(student, teacher, Pairs(), method="logits", output_dir=tmp_path, kd_weight=0.5,
-                           total_iters=4, ema_decay=0, log_every_iters=2, tensorboard=False, batch_size=2)
+    trained = dckd.distill(
+        student,
+        teacher,
+        Pairs(),
+        method="logits",
+        output_dir=tmp_path,
+        kd_weight=0.5,
+        total_iters=4,
+        ema_decay=0,
+        log_every_iters=2,
+        tensorboard=False,
+        batch_size=2,
+    )
     assert trained is student
     assert any(not torch.equal(value, before[key]) for key, value in student.state_dict().items())
     assert torch.equal(torch.get_rng_state(), random_state), "the caller's random state must not move"

@@ -45,8 +45,18 @@ RCAN_MANIFEST = "RCAN_x4 (teacher, BasicSR key layout)"
 def tiny_swinir(**overrides) -> SwinIR:
     """A SwinIR small enough for CPU tests: window 4, img_size 8, two RSTBs of two blocks."""
     config = dict(
-        upscale=2, in_chans=3, img_size=8, window_size=4, img_range=1.0, depths=[2, 2], embed_dim=8,
-        num_heads=[2, 2], mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv", drop_path_rate=0.0,
+        upscale=2,
+        in_chans=3,
+        img_size=8,
+        window_size=4,
+        img_range=1.0,
+        depths=[2, 2],
+        embed_dim=8,
+        num_heads=[2, 2],
+        mlp_ratio=2,
+        upsampler="pixelshuffle",
+        resi_connection="1conv",
+        drop_path_rate=0.0,
     )
     config.update(overrides)
     return SwinIR(**config)
@@ -106,16 +116,22 @@ def rcan_basicsr_layout(num_feat: int, num_group: int, num_block: int, squeeze_f
         for block in range(num_block):
             prefix = f"body.{group}.residual_group.{block}.rcab"
             layout += [
-                (f"{prefix}.0.weight", [num_feat, num_feat, 3, 3]), (f"{prefix}.0.bias", [num_feat]),
-                (f"{prefix}.2.weight", [num_feat, num_feat, 3, 3]), (f"{prefix}.2.bias", [num_feat]),
-                (f"{prefix}.3.attention.1.weight", [squeezed, num_feat, 1, 1]), (f"{prefix}.3.attention.1.bias", [squeezed]),
-                (f"{prefix}.3.attention.3.weight", [num_feat, squeezed, 1, 1]), (f"{prefix}.3.attention.3.bias", [num_feat]),
+                (f"{prefix}.0.weight", [num_feat, num_feat, 3, 3]),
+                (f"{prefix}.0.bias", [num_feat]),
+                (f"{prefix}.2.weight", [num_feat, num_feat, 3, 3]),
+                (f"{prefix}.2.bias", [num_feat]),
+                (f"{prefix}.3.attention.1.weight", [squeezed, num_feat, 1, 1]),
+                (f"{prefix}.3.attention.1.bias", [squeezed]),
+                (f"{prefix}.3.attention.3.weight", [num_feat, squeezed, 1, 1]),
+                (f"{prefix}.3.attention.3.bias", [num_feat]),
             ]
         layout += [(f"body.{group}.conv.weight", [num_feat, num_feat, 3, 3]), (f"body.{group}.conv.bias", [num_feat])]
     layout += [("conv_after_body.weight", [num_feat, num_feat, 3, 3]), ("conv_after_body.bias", [num_feat])]
-    return layout + upsample_layout(num_feat, upscale, "upsample") + [
-        ("conv_last.weight", [3, num_feat, 3, 3]), ("conv_last.bias", [3])
-    ]
+    return (
+        layout
+        + upsample_layout(num_feat, upscale, "upsample")
+        + [("conv_last.weight", [3, num_feat, 3, 3]), ("conv_last.bias", [3])]
+    )
 
 
 def upsample_layout(num_feat: int, upscale: int, prefix: str) -> list:
@@ -124,7 +140,10 @@ def upsample_layout(num_feat: int, upscale: int, prefix: str) -> list:
         return [(f"{prefix}.0.weight", [9 * num_feat, num_feat, 3, 3]), (f"{prefix}.0.bias", [9 * num_feat])]
     layout = []
     for step in range(int(math.log2(upscale))):
-        layout += [(f"{prefix}.{2 * step}.weight", [4 * num_feat, num_feat, 3, 3]), (f"{prefix}.{2 * step}.bias", [4 * num_feat])]
+        layout += [
+            (f"{prefix}.{2 * step}.weight", [4 * num_feat, num_feat, 3, 3]),
+            (f"{prefix}.{2 * step}.bias", [4 * num_feat]),
+        ]
     return layout
 
 
@@ -133,11 +152,16 @@ def edsr_basicsr_layout(num_feat: int, num_block: int, upscale: int) -> list:
     layout = [("conv_first.weight", [num_feat, 3, 3, 3]), ("conv_first.bias", [num_feat])]
     for block in range(num_block):
         for conv in ("conv1", "conv2"):
-            layout += [(f"body.{block}.{conv}.weight", [num_feat, num_feat, 3, 3]), (f"body.{block}.{conv}.bias", [num_feat])]
+            layout += [
+                (f"body.{block}.{conv}.weight", [num_feat, num_feat, 3, 3]),
+                (f"body.{block}.{conv}.bias", [num_feat]),
+            ]
     layout += [("conv_after_body.weight", [num_feat, num_feat, 3, 3]), ("conv_after_body.bias", [num_feat])]
-    return layout + upsample_layout(num_feat, upscale, "upsample") + [
-        ("conv_last.weight", [3, num_feat, 3, 3]), ("conv_last.bias", [3])
-    ]
+    return (
+        layout
+        + upsample_layout(num_feat, upscale, "upsample")
+        + [("conv_last.weight", [3, num_feat, 3, 3]), ("conv_last.bias", [3])]
+    )
 
 
 def test_rcan_x4_preset_matches_manifest_and_layout_generator():
@@ -164,9 +188,13 @@ def test_rcan_presets_layout(preset):
 def test_edsr_presets_layout(preset):
     config = edsr.PRESETS[preset]
     baseline = preset.startswith("edsr_baseline")
-    assert (config["num_feat"], config["num_block"], config["res_scale"]) == ((64, 16, 1) if baseline else (256, 32, 0.1))
+    assert (config["num_feat"], config["num_block"], config["res_scale"]) == (
+        (64, 16, 1) if baseline else (256, 32, 0.1)
+    )
     network = build_on_meta(lambda: EDSR(num_in_ch=3, num_out_ch=3, **config))
-    assert shapes(network.state_dict()) == edsr_basicsr_layout(config["num_feat"], config["num_block"], config["upscale"])
+    assert shapes(network.state_dict()) == edsr_basicsr_layout(
+        config["num_feat"], config["num_block"], config["upscale"]
+    )
     assert network.body[0].res_scale == config["res_scale"]
 
 
@@ -186,16 +214,23 @@ def test_published_parameter_counts():
 # Contracts: shapes, NaN, determinism, gradients
 
 SWINIR_VARIANTS = [
-    ("pixelshuffle", 2), ("pixelshuffle", 3), ("pixelshuffle", 4),
-    ("pixelshuffledirect", 2), ("pixelshuffledirect", 3), ("pixelshuffledirect", 4),
-    ("nearest+conv", 4), ("", 1),
+    ("pixelshuffle", 2),
+    ("pixelshuffle", 3),
+    ("pixelshuffle", 4),
+    ("pixelshuffledirect", 2),
+    ("pixelshuffledirect", 3),
+    ("pixelshuffledirect", 4),
+    ("nearest+conv", 4),
+    ("", 1),
 ]
 
 
 @pytest.mark.parametrize("upsampler, upscale", SWINIR_VARIANTS)
 def test_swinir_any_size_every_upsampler(upsampler, upscale):
     torch.manual_seed(0)
-    network = tiny_swinir(upsampler=upsampler, upscale=upscale, resi_connection="3conv" if upscale == 3 else "1conv").eval()
+    network = tiny_swinir(
+        upsampler=upsampler, upscale=upscale, resi_connection="3conv" if upscale == 3 else "1conv"
+    ).eval()
     assert network.scale == upscale and network.size_multiple == 4
     image = torch.rand(2, 3, 7, 13)  # neither side a multiple of the window
     with torch.no_grad():
@@ -295,7 +330,9 @@ def test_sdpa_window_attention_equals_explicit_softmax(shifted):
                 bias[:, i, j] = table[(dy + window - 1) * (2 * window - 1) + dx + window - 1]
         logits = logits + bias
         if shifted:
-            logits = (logits.view(batch, -1, heads, tokens, tokens) + mask[None, :, None]).view(-1, heads, tokens, tokens)
+            logits = (logits.view(batch, -1, heads, tokens, tokens) + mask[None, :, None]).view(
+                -1, heads, tokens, tokens
+            )
         expected = (logits.softmax(-1) @ qkv[2]).transpose(1, 2).reshape(-1, tokens, dim)
         expected = attention.proj(expected)
     torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
@@ -406,14 +443,24 @@ def edsr_pytorch_rcan_layout(num_feat: int, num_group: int, num_block: int, redu
     for group in range(num_group):
         for block in range(num_block):
             prefix = f"body.{group}.body.{block}.body"
-            layout.update({
-                f"{prefix}.0.weight": (num_feat, num_feat, 3, 3), f"{prefix}.0.bias": (num_feat,),
-                f"{prefix}.2.weight": (num_feat, num_feat, 3, 3), f"{prefix}.2.bias": (num_feat,),
-                f"{prefix}.3.conv_du.0.weight": (squeezed, num_feat, 1, 1), f"{prefix}.3.conv_du.0.bias": (squeezed,),
-                f"{prefix}.3.conv_du.2.weight": (num_feat, squeezed, 1, 1), f"{prefix}.3.conv_du.2.bias": (num_feat,),
-            })
-        layout.update({f"body.{group}.body.{num_block}.weight": (num_feat, num_feat, 3, 3),
-                       f"body.{group}.body.{num_block}.bias": (num_feat,)})
+            layout.update(
+                {
+                    f"{prefix}.0.weight": (num_feat, num_feat, 3, 3),
+                    f"{prefix}.0.bias": (num_feat,),
+                    f"{prefix}.2.weight": (num_feat, num_feat, 3, 3),
+                    f"{prefix}.2.bias": (num_feat,),
+                    f"{prefix}.3.conv_du.0.weight": (squeezed, num_feat, 1, 1),
+                    f"{prefix}.3.conv_du.0.bias": (squeezed,),
+                    f"{prefix}.3.conv_du.2.weight": (num_feat, squeezed, 1, 1),
+                    f"{prefix}.3.conv_du.2.bias": (num_feat,),
+                }
+            )
+        layout.update(
+            {
+                f"body.{group}.body.{num_block}.weight": (num_feat, num_feat, 3, 3),
+                f"body.{group}.body.{num_block}.bias": (num_feat,),
+            }
+        )
     layout.update({f"body.{num_group}.weight": (num_feat, num_feat, 3, 3), f"body.{num_group}.bias": (num_feat,)})
     return layout | edsr_pytorch_tail(num_feat, scale)
 
@@ -423,16 +470,24 @@ def edsr_pytorch_edsr_layout(num_feat: int, num_block: int, scale: int) -> dict:
     layout = edsr_pytorch_common_head(num_feat)
     for block in range(num_block):
         for conv in (0, 2):
-            layout.update({f"body.{block}.body.{conv}.weight": (num_feat, num_feat, 3, 3),
-                           f"body.{block}.body.{conv}.bias": (num_feat,)})
+            layout.update(
+                {
+                    f"body.{block}.body.{conv}.weight": (num_feat, num_feat, 3, 3),
+                    f"body.{block}.body.{conv}.bias": (num_feat,),
+                }
+            )
     layout.update({f"body.{num_block}.weight": (num_feat, num_feat, 3, 3), f"body.{num_block}.bias": (num_feat,)})
     return layout | edsr_pytorch_tail(num_feat, scale)
 
 
 def edsr_pytorch_common_head(num_feat: int) -> dict:
     return {
-        "sub_mean.weight": (3, 3, 1, 1), "sub_mean.bias": (3,), "add_mean.weight": (3, 3, 1, 1), "add_mean.bias": (3,),
-        "head.0.weight": (num_feat, 3, 3, 3), "head.0.bias": (num_feat,),
+        "sub_mean.weight": (3, 3, 1, 1),
+        "sub_mean.bias": (3,),
+        "add_mean.weight": (3, 3, 1, 1),
+        "add_mean.bias": (3,),
+        "head.0.weight": (num_feat, 3, 3, 3),
+        "head.0.bias": (num_feat,),
     }
 
 
@@ -440,7 +495,12 @@ def edsr_pytorch_tail(num_feat: int, scale: int) -> dict:
     tail = {}
     steps = [(0, 9)] if scale == 3 else [(2 * step, 4) for step in range(int(math.log2(scale)))]
     for index, factor in steps:
-        tail.update({f"tail.0.{index}.weight": (factor * num_feat, num_feat, 3, 3), f"tail.0.{index}.bias": (factor * num_feat,)})
+        tail.update(
+            {
+                f"tail.0.{index}.weight": (factor * num_feat, num_feat, 3, 3),
+                f"tail.0.{index}.bias": (factor * num_feat,),
+            }
+        )
     return tail | {"tail.1.weight": (3, num_feat, 3, 3), "tail.1.bias": (3,)}
 
 
@@ -470,7 +530,9 @@ def official_tail(x: torch.Tensor, state_dict: dict, scale: int) -> torch.Tensor
     return conv(x, state_dict, "tail.1")
 
 
-def official_rcan_forward(state_dict: dict, image: torch.Tensor, num_group: int, num_block: int, scale: int) -> torch.Tensor:
+def official_rcan_forward(
+    state_dict: dict, image: torch.Tensor, num_group: int, num_block: int, scale: int
+) -> torch.Tensor:
     """The official RCAN forward (yulunzhang/RCAN, EDSR-PyTorch names), written functionally."""
     x = conv(image * 255, state_dict, "sub_mean")
     x = conv(x, state_dict, "head.0")
@@ -481,14 +543,18 @@ def official_rcan_forward(state_dict: dict, image: torch.Tensor, num_group: int,
             prefix = f"body.{group}.body.{block}.body"
             residual = conv(F.relu(conv(features, state_dict, f"{prefix}.0")), state_dict, f"{prefix}.2")
             weights = F.adaptive_avg_pool2d(residual, 1)
-            weights = torch.sigmoid(conv(F.relu(conv(weights, state_dict, f"{prefix}.3.conv_du.0")), state_dict, f"{prefix}.3.conv_du.2"))
+            weights = torch.sigmoid(
+                conv(F.relu(conv(weights, state_dict, f"{prefix}.3.conv_du.0")), state_dict, f"{prefix}.3.conv_du.2")
+            )
             features = residual * weights + features
         features = conv(features, state_dict, f"body.{group}.body.{num_block}") + group_input
     features = conv(features, state_dict, f"body.{num_group}") + x
     return conv(official_tail(features, state_dict, scale), state_dict, "add_mean") / 255
 
 
-def official_edsr_forward(state_dict: dict, image: torch.Tensor, num_block: int, scale: int, res_scale: float) -> torch.Tensor:
+def official_edsr_forward(
+    state_dict: dict, image: torch.Tensor, num_block: int, scale: int, res_scale: float
+) -> torch.Tensor:
     """The official EDSR-PyTorch forward, written functionally."""
     x = conv(conv(image * 255, state_dict, "sub_mean"), state_dict, "head.0")
     features = x
@@ -502,15 +568,24 @@ def official_edsr_forward(state_dict: dict, image: torch.Tensor, num_block: int,
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_official_rcan_checkpoint_converts_loads_and_matches(scale):
     num_feat, num_group, num_block, reduction = 16, 2, 3, 4
-    official = random_official_state_dict(edsr_pytorch_rcan_layout(num_feat, num_group, num_block, reduction, scale), scale)
+    official = random_official_state_dict(
+        edsr_pytorch_rcan_layout(num_feat, num_group, num_block, reduction, scale), scale
+    )
     assert rcan.is_edsr_pytorch_layout(official) and not edsr.is_edsr_pytorch_layout(official)
     converted = rcan.convert_edsr_pytorch_state_dict(official, num_group=num_group, num_block=num_block)
     assert not rcan.is_edsr_pytorch_layout(converted)
-    network = RCAN(3, 3, num_feat=num_feat, num_group=num_group, num_block=num_block, squeeze_factor=reduction, upscale=scale)
+    network = RCAN(
+        3, 3, num_feat=num_feat, num_group=num_group, num_block=num_block, squeeze_factor=reduction, upscale=scale
+    )
     network.load_state_dict(converted, strict=True)
     image = torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        torch.testing.assert_close(network.eval()(image), official_rcan_forward(official, image, num_group, num_block, scale), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            network.eval()(image),
+            official_rcan_forward(official, image, num_group, num_block, scale),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     assert len(official) == len(converted) + 4  # only the mean shift is dropped
 
 
@@ -532,7 +607,12 @@ def test_official_edsr_checkpoint_converts_loads_and_matches(scale, res_scale):
     network.load_state_dict(converted, strict=True)
     image = torch.rand(1, 3, 5, 9, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        torch.testing.assert_close(network.eval()(image), official_edsr_forward(official, image, num_block, scale, res_scale), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            network.eval()(image),
+            official_edsr_forward(official, image, num_block, scale, res_scale),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_conversion_is_pure():
@@ -546,11 +626,23 @@ def test_conversion_is_pure():
 @pytest.mark.parametrize(
     "mutate, error, fragment",
     [
-        (lambda sd: sd.update({"body.0.body.0.body.9.weight": torch.zeros(1)}), KeyError, "body.0.body.0.body.9.weight"),
+        (
+            lambda sd: sd.update({"body.0.body.0.body.9.weight": torch.zeros(1)}),
+            KeyError,
+            "body.0.body.0.body.9.weight",
+        ),
         (lambda sd: sd.update({"module.head.0.weight": torch.zeros(1)}), KeyError, "module.head.0.weight"),
-        (lambda sd: sd.update({"body.5.body.0.body.0.weight": torch.zeros(1)}), KeyError, "body.5.body.0.body.0.weight"),
+        (
+            lambda sd: sd.update({"body.5.body.0.body.0.weight": torch.zeros(1)}),
+            KeyError,
+            "body.5.body.0.body.0.weight",
+        ),
         (lambda sd: sd.__setitem__("sub_mean.bias", torch.zeros(3)), ValueError, "sub_mean.bias"),
-        (lambda sd: sd.__setitem__("add_mean.weight", 2 * torch.eye(3).view(3, 3, 1, 1)), ValueError, "add_mean.weight"),
+        (
+            lambda sd: sd.__setitem__("add_mean.weight", 2 * torch.eye(3).view(3, 3, 1, 1)),
+            ValueError,
+            "add_mean.weight",
+        ),
         (lambda sd: sd.pop("add_mean.bias"), KeyError, "add_mean.weight"),
     ],
     ids=["unknown_layer", "prefixed", "group_beyond_num_group", "wrong_mean", "wrong_std", "unpaired_mean"],
@@ -589,7 +681,9 @@ def test_missing_key_is_named_by_strict_loading():
 
 
 def test_layout_detectors_reject_basicsr_layouts():
-    assert not rcan.is_edsr_pytorch_layout(RCAN(3, 3, num_feat=8, num_group=1, num_block=1, squeeze_factor=4).state_dict())
+    assert not rcan.is_edsr_pytorch_layout(
+        RCAN(3, 3, num_feat=8, num_group=1, num_block=1, squeeze_factor=4).state_dict()
+    )
     assert not edsr.is_edsr_pytorch_layout(EDSR(3, 3, num_feat=8, num_block=1).state_dict())
 
 

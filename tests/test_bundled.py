@@ -75,13 +75,30 @@ def test_bad_split_or_scale_is_a_clear_error() -> None:
 
 
 def test_every_image_is_credited_with_its_licence() -> None:
-    required = {"name", "split", "wheel", "wheel_version", "member", "sha256", "title", "author", "licence",
-                "statement", "changes", "file"}
+    required = {
+        "name",
+        "split",
+        "wheel",
+        "wheel_version",
+        "member",
+        "sha256",
+        "title",
+        "author",
+        "licence",
+        "statement",
+        "changes",
+        "file",
+    }
     document = DOC.read_text(encoding="utf-8")
     for image in SOURCES["images"]:
         assert required <= set(image), image["name"]
-        assert image["licence"] in {"public-domain", "CC0-1.0", "CC-BY-2.0", "no-copyright-restrictions",
-                                    "kodak-unrestricted-use"}, image["name"]
+        assert image["licence"] in {
+            "public-domain",
+            "CC0-1.0",
+            "CC-BY-2.0",
+            "no-copyright-restrictions",
+            "kodak-unrestricted-use",
+        }, image["name"]
         if image["licence"] == "CC-BY-2.0":  # attribution needs the author, the source and the licence link
             assert image["author"] and image["source_url"] and image["licence_url"]
         assert f"`{image['name']}`" in document and image["author"] in document, image["name"]

@@ -38,8 +38,10 @@ WRAPPERS = ("plain.pth", "params_ema.pth", "params.pth", "state_dict.ckpt", "mod
 def manifest_tensors(name: str) -> dict[str, torch.Tensor]:
     """A state_dict with exactly the manifest's keys and shapes (values do not matter for loading)."""
     generator = torch.Generator().manual_seed(0)
-    return {key: torch.randn(shape, generator=generator).half() if len(shape) else torch.tensor(0.5)
-            for key, shape in MANIFESTS[name]["state_dict"].items()}
+    return {
+        key: torch.randn(shape, generator=generator).half() if len(shape) else torch.tensor(0.5)
+        for key, shape in MANIFESTS[name]["state_dict"].items()
+    }
 
 
 def write(state: dict[str, torch.Tensor], path: Path) -> Path:
@@ -91,7 +93,9 @@ def test_every_wrapper_loads_and_mismatches_name_the_key(tmp_path: Path, wrapper
     missing = {key: value for key, value in state.items() if key != "layers.2.conv.weight"}
     (tmp_path / "missing").mkdir()
     with pytest.raises(CheckpointError, match=r"missing keys \(1\): layers\.2\.conv\.weight") as error:
-        build_network(NetworkConfig(preset="swinir_s_x4", checkpoint=str(write(missing, tmp_path / "missing" / wrapper))))
+        build_network(
+            NetworkConfig(preset="swinir_s_x4", checkpoint=str(write(missing, tmp_path / "missing" / wrapper)))
+        )
     assert "SwinIR" in str(error.value) and "swinir" in str(error.value)
     extra = {**state, "layers.9.conv.weight": torch.zeros(3)}
     (tmp_path / "extra").mkdir()
@@ -121,18 +125,29 @@ def test_official_rcan_layout_loads_through_the_documented_conversion(tmp_path: 
     official = {}
     for key, value in reference.state_dict().items():
         name = key.replace("conv_first", "head.0").replace("conv_last", "tail.1").replace("conv_after_body", "body.2")
-        name = name.replace("upsample.", "tail.0.").replace(".residual_group.", ".body.").replace(".rcab.3.attention.1", ".body.3.conv_du.0")
+        name = (
+            name.replace("upsample.", "tail.0.")
+            .replace(".residual_group.", ".body.")
+            .replace(".rcab.3.attention.1", ".body.3.conv_du.0")
+        )
         name = name.replace(".rcab.3.attention.3", ".body.3.conv_du.2").replace(".rcab.", ".body.")
         if key.startswith("body.") and ".conv." in key:
             name = key.replace(".conv.", f".body.{options['num_block']}.")
         official[name] = value
     mean = torch.tensor([0.4488, 0.4371, 0.4040]) * 255
-    official.update({"sub_mean.weight": torch.eye(3).view(3, 3, 1, 1), "sub_mean.bias": -mean,
-                     "add_mean.weight": torch.eye(3).view(3, 3, 1, 1), "add_mean.bias": mean})
+    official.update(
+        {
+            "sub_mean.weight": torch.eye(3).view(3, 3, 1, 1),
+            "sub_mean.bias": -mean,
+            "add_mean.weight": torch.eye(3).view(3, 3, 1, 1),
+            "add_mean.bias": mean,
+        }
+    )
     path = tmp_path / "RCAN_BIX2.pt"
     torch.save(official, path)
-    loaded = build_network(NetworkConfig(backbone="rcan", options={"num_in_ch": 3, "num_out_ch": 3, **options},
-                                         checkpoint=str(path)))
+    loaded = build_network(
+        NetworkConfig(backbone="rcan", options={"num_in_ch": 3, "num_out_ch": 3, **options}, checkpoint=str(path))
+    )
     image = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(loaded(image), reference(image))
@@ -140,8 +155,13 @@ def test_official_rcan_layout_loads_through_the_documented_conversion(tmp_path: 
 
 def test_vqgan_manifest_loads_from_a_lightning_checkpoint_with_extra_weights(tmp_path: Path) -> None:
     state = manifest_tensors(VQGAN_MANIFEST)
-    state.update({"decoder.conv_in.weight": torch.zeros(1), "loss.discriminator.main.0.weight": torch.zeros(1),
-                  "post_quant_conv.weight": torch.zeros(1)})
+    state.update(
+        {
+            "decoder.conv_in.weight": torch.zeros(1),
+            "loss.discriminator.main.0.weight": torch.zeros(1),
+            "post_quant_conv.weight": torch.zeros(1),
+        }
+    )
     path = tmp_path / "last.ckpt"
     torch.save({"state_dict": state, "global_step": 5}, path)
     encoder = build_vqgan(VQGANConfig(checkpoint=str(path)))

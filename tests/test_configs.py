@@ -33,8 +33,14 @@ EXPECTED_COUNTS = {"sr": 30, "deblur": 6, "derain": 3, "ablations": 24, "mclir":
 
 # Tiny stand-ins: same backbone, same scale / upsampler / channels, a few parameters.
 TINY_OPTIONS = {
-    "swinir": {"embed_dim": 12, "depths": [1], "num_heads": [2], "window_size": 8, "img_size": 16,
-               "drop_path_rate": 0.0},
+    "swinir": {
+        "embed_dim": 12,
+        "depths": [1],
+        "num_heads": [2],
+        "window_size": 8,
+        "img_size": 16,
+        "drop_path_rate": 0.0,
+    },
     "rcan": {"num_feat": 8, "num_group": 1, "num_block": 1, "squeeze_factor": 4},
     "edsr": {"num_feat": 8, "num_block": 1},
     "nafnet": {"width": 8, "middle_blk_num": 1, "enc_blk_nums": [1, 1, 1, 1], "dec_blk_nums": [1, 1, 1, 1]},
@@ -43,8 +49,18 @@ TINY_OPTIONS = {
 TINY_VQGAN = {
     "embed_dim": 8,
     "n_embed": 16,
-    "ddconfig": {"in_channels": 3, "out_ch": 3, "resolution": 32, "ch": 32, "ch_mult": [1, 1, 1, 1, 1],
-                 "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0, "double_z": False, "z_channels": 8},
+    "ddconfig": {
+        "in_channels": 3,
+        "out_ch": 3,
+        "resolution": 32,
+        "ch": 32,
+        "ch_mult": [1, 1, 1, 1, 1],
+        "num_res_blocks": 1,
+        "attn_resolutions": [],
+        "dropout": 0.0,
+        "double_z": False,
+        "z_channels": 8,
+    },
 }
 LQ_SIZE = (16, 20)  # LQ side of every tiny image (GT = LQ * scale)
 
@@ -83,8 +99,12 @@ def test_every_paper_setting_has_its_presets() -> None:
     counts = {folder: len(list((CONFIG_DIR / folder).glob("*.yaml"))) for folder in EXPECTED_COUNTS}
     assert counts == EXPECTED_COUNTS
     names = {path.stem for path in (CONFIG_DIR / "sr").glob("*.yaml")}
-    assert names == {f"{backbone}_x{scale}_{method}" for backbone in ("swinir", "rcan") for scale in (2, 3, 4)
-                     for method in ("scratch", "logits", "fakd", "dckd", "dckd_star")}
+    assert names == {
+        f"{backbone}_x{scale}_{method}"
+        for backbone in ("swinir", "rcan")
+        for scale in (2, 3, 4)
+        for method in ("scratch", "logits", "fakd", "dckd", "dckd_star")
+    }
 
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=IDS)
@@ -108,8 +128,10 @@ def test_header_has_command_hardware_and_numbers(path: Path) -> None:
 
 
 def _paper_results_text() -> str | None:
-    for candidate in (REPOSITORY / "docs" / "paper" / "paper-results.md",
-                      REPOSITORY.parent / "shared" / "spec" / "paper-results.md"):
+    for candidate in (
+        REPOSITORY / "docs" / "paper" / "paper-results.md",
+        REPOSITORY.parent / "shared" / "spec" / "paper-results.md",
+    ):
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
     return None
@@ -146,10 +168,15 @@ def test_sr_presets_follow_the_released_code_and_switch_to_the_paper_recipe() ->
         if config.method == "dckd":
             assert config.dckd.lcr_weight == (1.0 if path.stem.endswith("dckd_star") else 0.0)
             assert config.dckd.num_negatives == 5 and tuple(config.dckd.degradations) == ("noise",)
-    paper = load_config(CONFIG_DIR / "sr" / "swinir_x4_dckd.yaml", [
-        "data.batch_size=16", "schedule.milestones_iters=[100000,200000]", "schedule.gamma=0.1"])
+    paper = load_config(
+        CONFIG_DIR / "sr" / "swinir_x4_dckd.yaml",
+        ["data.batch_size=16", "schedule.milestones_iters=[100000,200000]", "schedule.gamma=0.1"],
+    )
     assert (paper.data.batch_size, tuple(paper.schedule.milestones_iters), paper.schedule.gamma) == (
-        16, (100000, 200000), 0.1)
+        16,
+        (100000, 200000),
+        0.1,
+    )
 
 
 def test_ablation_presets_change_only_their_option() -> None:
@@ -159,9 +186,12 @@ def test_ablation_presets_change_only_their_option() -> None:
         differing = {key for key in main if key not in ("name", "output_dir", "vqgan") and raw.get(key) != main[key]}
         assert differing <= {"dckd"}, f"{path.name} differs from the main RCAN x2 preset in {differing}"
     examples = {
-        "rcan_x2_negatives_3": ("num_negatives", 3), "rcan_x2_weight_dcl_0.01": ("contrastive_weight", 0.01),
-        "rcan_x2_weight_ce_0.01": ("codebook_weight", 0.01), "rcan_x2_degradation_mix": ("degradations", ("mix",)),
-        "rcan_x2_components_dcr": ("codebook_weight", 0.0), "rcan_x2_components_dmm": ("contrastive_weight", 0.0),
+        "rcan_x2_negatives_3": ("num_negatives", 3),
+        "rcan_x2_weight_dcl_0.01": ("contrastive_weight", 0.01),
+        "rcan_x2_weight_ce_0.01": ("codebook_weight", 0.01),
+        "rcan_x2_degradation_mix": ("degradations", ("mix",)),
+        "rcan_x2_components_dcr": ("codebook_weight", 0.0),
+        "rcan_x2_components_dmm": ("contrastive_weight", 0.0),
     }
     for name, (option, value) in examples.items():
         assert getattr(load_config(CONFIG_DIR / "ablations" / f"{name}.yaml").dckd, option) == value
@@ -187,7 +217,9 @@ def test_smoke_presets_need_nothing_and_are_small() -> None:
         assert config.data.lq_patch_size == 24 and not config.train.tensorboard and config.output_dir == "runs/smoke"
         if config.teacher is not None:
             assert (config.teacher.backbone, config.teacher.options) == (
-                "edsr", {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_block": 6, "upscale": 4})
+                "edsr",
+                {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_block": 6, "upscale": 4},
+            )
             assert config.teacher.checkpoint == "dckd/assets/weights/demo_teacher_x4.pth"
         if config.vqgan is not None:
             assert config.vqgan.checkpoint == "dckd/assets/weights/demo_codebook.pth"
@@ -199,8 +231,9 @@ def test_smoke_presets_need_nothing_and_are_small() -> None:
 # Every preset builds and takes one step with tiny stand-ins
 # --------------------------------------------------------------------------------------------------
 def _tiny_network(raw: dict, scale: int, task: str) -> dict:
-    record = network_record(NetworkConfig(**{key: value for key, value in raw.items()
-                                             if key in ("preset", "backbone", "options")}))
+    record = network_record(
+        NetworkConfig(**{key: value for key, value in raw.items() if key in ("preset", "backbone", "options")})
+    )
     options = {**record["options"], **TINY_OPTIONS[record["backbone"]]}
     if task == "sr":
         assert options["upscale"] == scale, "the network's scale differs from data.scale"
@@ -234,8 +267,12 @@ def _tiny_dataset(raw: dict, scale: int, root: Path) -> dict:
         dataset["root"] = str(root / raw["root"])
         for index, stem in enumerate(stems):
             for folder in ("blur", "sharp"):
-                _write(Path(dataset["root"]) / raw.get("split", "train") / "GOPR0001_11_00" / folder / f"{stem}.png",
-                       height, width, index)
+                _write(
+                    Path(dataset["root"]) / raw.get("split", "train") / "GOPR0001_11_00" / folder / f"{stem}.png",
+                    height,
+                    width,
+                    index,
+                )
     elif kind == "input_target":
         dataset["root"] = str(root / raw["root"])
         for index, stem in enumerate(stems):

@@ -75,7 +75,9 @@ def test_pipeline_contracts(case):
         stored[:, :, 3] = 255  # opaque alpha: dropped
     rgb = np.repeat(stored, 3, axis=2) if channels == 1 else stored[:, :, :3]
     lq_full_pixels = bicubic_degrade(rgb, scale)
-    gt_full = torch.from_numpy(rgb[: gt_height // scale * scale, : gt_width // scale * scale].transpose(2, 0, 1) / 255.0)
+    gt_full = torch.from_numpy(
+        rgb[: gt_height // scale * scale, : gt_width // scale * scale].transpose(2, 0, 1) / 255.0
+    )
     lq_full = torch.from_numpy(lq_full_pixels.transpose(2, 0, 1) / 255.0)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -111,7 +113,9 @@ def test_pipeline_contracts(case):
         assert any(transform == 0 for _, _, transform in positions)
     top, left = (lq_full.shape[1] - patch) // 2, (lq_full.shape[2] - patch) // 2
     assert torch.equal(centre["lq"], lq_full[:, top : top + patch, left : left + patch])
-    assert torch.equal(centre["gt"], gt_full[:, top * scale : (top + patch) * scale, left * scale : (left + patch) * scale])
+    assert torch.equal(
+        centre["gt"], gt_full[:, top * scale : (top + patch) * scale, left * scale : (left + patch) * scale]
+    )
 
 
 @SETTINGS
@@ -127,9 +131,13 @@ def test_sampler_stream_properties(num_items, batch, world_size, start, base_see
     global_batch = batch * world_size
     reference = iter(TrainBatchSampler(num_items, global_batch, base_seed))
     uninterrupted = [next(reference) for _ in range(iterations)]
-    ranks = [iter(TrainBatchSampler(num_items, batch, base_seed, rank, world_size, start)) for rank in range(world_size)]
+    ranks = [
+        iter(TrainBatchSampler(num_items, batch, base_seed, rank, world_size, start)) for rank in range(world_size)
+    ]
     for iteration in range(start, iterations):
         assert sum((next(rank) for rank in ranks), []) == uninterrupted[iteration]
     positions = [key for keys in uninterrupted for key in keys]
     for epoch in range(len(positions) // num_items):
-        assert sorted(index for index, _ in positions[epoch * num_items : (epoch + 1) * num_items]) == list(range(num_items))
+        assert sorted(index for index, _ in positions[epoch * num_items : (epoch + 1) * num_items]) == list(
+            range(num_items)
+        )

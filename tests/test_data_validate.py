@@ -32,7 +32,9 @@ def encode(image: Image.Image, image_format: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def write_pair(root: Path, name: str, gt: bytes | Image.Image, lq: bytes | Image.Image | None, gt_extension: str = ".png"):
+def write_pair(
+    root: Path, name: str, gt: bytes | Image.Image, lq: bytes | Image.Image | None, gt_extension: str = ".png"
+):
     for folder, content, extension in (("gt", gt, gt_extension), ("lq", lq, ".png")):
         if content is None:
             continue
@@ -149,7 +151,9 @@ def test_each_file_is_decoded_once_with_progress(bad_dataset_root, monkeypatch):
 
     decoded = []
     original = validate_module.decode_image
-    monkeypatch.setattr(validate_module, "decode_image", lambda path, **kw: decoded.append(path) or original(path, **kw))
+    monkeypatch.setattr(
+        validate_module, "decode_image", lambda path, **kw: decoded.append(path) or original(path, **kw)
+    )
     gt, lq = bad_dataset_root / "gt", bad_dataset_root / "lq"
     pairs = [(gt / "good.png", lq / "good.png"), (gt / "good.png", lq / "good.png"), (gt / "gray.png", lq / "gray.png")]
     progress = []

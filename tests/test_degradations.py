@@ -140,9 +140,7 @@ def test_blur_of_an_impulse_has_the_drawn_size() -> None:
 
 
 def test_blur_sigmas_shape_the_kernel() -> None:
-    kernels = gaussian_kernels(
-        torch.tensor([11]), torch.tensor([11]), torch.tensor([2.0]), torch.tensor([0.5])
-    )[0]
+    kernels = gaussian_kernels(torch.tensor([11]), torch.tensor([11]), torch.tensor([2.0]), torch.tensor([0.5]))[0]
     assert kernels.shape == (11, 11)
     assert torch.allclose(kernels.sum(), torch.tensor(1.0, dtype=torch.float64))
     # Wide along x (columns), narrow along y (rows).

@@ -27,8 +27,28 @@ def stand_ins(tmp_path: Path) -> tuple[Path, Path]:
 def test_demo_writes_the_report(tmp_path: Path, capsys) -> None:
     teacher, codebook = stand_ins(tmp_path)
     report = tmp_path / "report"
-    assert main(["demo", "--iterations", "2", "--batch-size", "2", "--patch", "16", "--report", str(report),
-                 "--teacher", str(teacher), "--codebook", str(codebook), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--iterations",
+                "2",
+                "--batch-size",
+                "2",
+                "--patch",
+                "16",
+                "--report",
+                str(report),
+                "--teacher",
+                str(teacher),
+                "--codebook",
+                str(codebook),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     table = json.loads((report / "table.json").read_text())
     assert [row["method"] for row in table["rows"]] == ["Bicubic", "Scratch", "Logits", "DCKD", "Teacher"]
     for row in table["rows"]:
@@ -45,8 +65,22 @@ def test_demo_writes_the_report(tmp_path: Path, capsys) -> None:
 
 
 def test_demo_errors_are_clear(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--methods", "scratch,magic", "--report", str(tmp_path / "r"),
-                 "--teacher", str(tmp_path / "t.pth"), "--codebook", str(tmp_path / "c.pth")]) == 2
+    assert (
+        main(
+            [
+                "demo",
+                "--methods",
+                "scratch,magic",
+                "--report",
+                str(tmp_path / "r"),
+                "--teacher",
+                str(tmp_path / "t.pth"),
+                "--codebook",
+                str(tmp_path / "c.pth"),
+            ]
+        )
+        == 2
+    )
     assert "magic" in capsys.readouterr().err
     assert main(["demo", "--scale", "2", "--report", str(tmp_path / "r")]) == 2
     assert "teacher" in capsys.readouterr().err
@@ -55,9 +89,32 @@ def test_demo_errors_are_clear(tmp_path: Path, capsys) -> None:
 def test_demo_overrides_reach_only_their_method(tmp_path: Path) -> None:
     teacher, codebook = stand_ins(tmp_path)
     report = tmp_path / "report"
-    assert main(["demo", "--iterations", "2", "--batch-size", "2", "--patch", "16", "--report", str(report),
-                 "--methods", "scratch,dckd", "--teacher", str(teacher), "--codebook", str(codebook),
-                 "--set", "dckd.contrastive_weight=0", "--set", "optimizer.lr=0.001"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--iterations",
+                "2",
+                "--batch-size",
+                "2",
+                "--patch",
+                "16",
+                "--report",
+                str(report),
+                "--methods",
+                "scratch,dckd",
+                "--teacher",
+                str(teacher),
+                "--codebook",
+                str(codebook),
+                "--set",
+                "dckd.contrastive_weight=0",
+                "--set",
+                "optimizer.lr=0.001",
+            ]
+        )
+        == 0
+    )
     dckd_log = (report / "runs" / "dckd" / "log.jsonl").read_text()
     assert '"codebook"' in dckd_log and '"contrastive"' not in dckd_log
     assert '"lr": 0.001' in (report / "runs" / "scratch" / "log.jsonl").read_text()

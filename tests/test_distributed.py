@@ -31,8 +31,19 @@ def run(command: list[str]) -> None:
 
 
 def torchrun(processes: int, config: Path) -> None:
-    run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-         "-m", "dckd", "train", str(config)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            "-m",
+            "dckd",
+            "train",
+            str(config),
+        ]
+    )
 
 
 def single(config: Path) -> None:

@@ -34,7 +34,9 @@ def _random_image(seed: int, height: int, width: int, channels: int | None = 3) 
     return generator.uniform(0, 1, size=shape)
 
 
-def _random_uint8_pair(seed: int, height: int = 32, width: int = 40, noise: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+def _random_uint8_pair(
+    seed: int, height: int = 32, width: int = 40, noise: float = 12.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A smooth-ish uint8 RGB image and a noisy copy of it."""
     generator = np.random.default_rng(seed)
     rows = np.linspace(0, 3, height)[:, None, None]
@@ -100,7 +102,9 @@ def test_constant_image_stays_constant(height, width, scale, antialiasing, value
 
 
 @settings(max_examples=30, deadline=None)
-@given(length=st.integers(1, 40), scale=st.sampled_from([0.25, 1 / 3, 0.5, 0.6, 1.0, 1.5, 3.0]), antialiasing=st.booleans())
+@given(
+    length=st.integers(1, 40), scale=st.sampled_from([0.25, 1 / 3, 0.5, 0.6, 1.0, 1.5, 3.0]), antialiasing=st.booleans()
+)
 def test_resize_matrix_rows_sum_to_one(length, scale, antialiasing):
     out_length = math.ceil(length * scale)
     matrix = resize_matrix(length, out_length, scale, antialiasing)
@@ -224,7 +228,9 @@ def test_float_images_in_0_255_equal_uint8():
     image_a, image_b = _random_uint8_pair(13)
     for y_channel in (False, True):
         options = dict(crop_border=2, y_channel=y_channel)
-        assert psnr(image_a.astype(np.float64), image_b.astype(np.float64), **options) == psnr(image_a, image_b, **options)
+        assert psnr(image_a.astype(np.float64), image_b.astype(np.float64), **options) == psnr(
+            image_a, image_b, **options
+        )
         assert ssim(image_a.astype(np.float32), image_b.astype(np.float32), **options) == pytest.approx(
             ssim(image_a, image_b, **options), abs=1e-14
         )

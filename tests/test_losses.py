@@ -30,7 +30,9 @@ def test_contrastive_pinned_value_in_float32_through_the_training_function() -> 
     levels, items = index["levels"], 2 + index["num_neg"]
     anchor = [tensors[f"level{level}.item0"] for level in range(levels)]
     positive = [tensors[f"level{level}.item1"] for level in range(levels)]
-    negatives = [torch.cat([tensors[f"level{level}.item{item}"] for item in range(2, items)]) for level in range(levels)]
+    negatives = [
+        torch.cat([tensors[f"level{level}.item{item}"] for item in range(2, items)]) for level in range(levels)
+    ]
     value = index["loss_weight"] * contrastive_ratio_loss(anchor, positive, negatives, index["layer_weights"])
     assert abs(value.item() - index["value"]) / index["value"] < 1e-5
 

@@ -35,8 +35,7 @@ def batch(seed: int = 1, size: int = 3, patch: int = 12) -> dict:
 
 
 def make(method: str, student, teacher, vqgan, **options):
-    raw = {"method": method, "student": tiny_edsr(SCALE), "data": {"scale": SCALE},
-           "train": {"ema_decay": 0.0}}
+    raw = {"method": method, "student": tiny_edsr(SCALE), "data": {"scale": SCALE}, "train": {"ema_decay": 0.0}}
     if method in ("logits", "fakd", "dckd"):
         raw["teacher"] = tiny_edsr(SCALE, features=12, blocks=2)
     if method in ("dckd", "mclir"):
@@ -52,8 +51,10 @@ ALL_TERMS = {
     "scratch": ({}, {"reconstruction"}),
     "logits": ({}, {"reconstruction", "kd"}),
     "fakd": ({"kd_weight": 0.5}, {"reconstruction", "kd", "affinity"}),
-    "dckd": ({"lcr_weight": 1.0, "upcycling_weight": 0.5}, {"reconstruction", "kd", "contrastive", "codebook", "lcr",
-                                                              "upcycling"}),
+    "dckd": (
+        {"lcr_weight": 1.0, "upcycling_weight": 0.5},
+        {"reconstruction", "kd", "contrastive", "codebook", "lcr", "upcycling"},
+    ),
     "mclir": ({}, {"reconstruction", "model_contrast"}),
 }
 
@@ -105,8 +106,9 @@ def test_weight_zero_terms_are_never_computed() -> None:
     student, teacher, vqgan = networks()
     teacher_calls, vqgan_calls = CallCounter(teacher), CallCounter(vqgan.encoder.conv_in)
 
-    only_reconstruction = make("dckd", student, teacher, vqgan, kd_weight=0.0, contrastive_weight=0.0,
-                               codebook_weight=0.0)
+    only_reconstruction = make(
+        "dckd", student, teacher, vqgan, kd_weight=0.0, contrastive_weight=0.0, codebook_weight=0.0
+    )
     assert only_reconstruction.history is None and only_reconstruction.negatives is None
     assert only_reconstruction.vqgan is None
     result = only_reconstruction(batch())
@@ -188,14 +190,25 @@ class Equivariant(nn.Module):
 def test_teacher_side_lcr_equals_kd_for_an_equivariant_teacher() -> None:
     student, _, vqgan = networks()
     teacher = Equivariant().eval().requires_grad_(False)
-    method = make("dckd", student, teacher, vqgan, contrastive_weight=0.0, codebook_weight=0.0, lcr_weight=1.0,
-                  lcr_probability=1.0, lcr_operations=["vflip", "hflip", "transpose"])
+    method = make(
+        "dckd",
+        student,
+        teacher,
+        vqgan,
+        contrastive_weight=0.0,
+        codebook_weight=0.0,
+        lcr_weight=1.0,
+        lcr_probability=1.0,
+        lcr_operations=["vflip", "hflip", "transpose"],
+    )
     result = method(batch())
     torch.testing.assert_close(result["lcr"], result["kd"])
 
 
 def test_invertible_augmentation_round_trip() -> None:
-    augmentation = InvertibleAugmentation(["transpose", "invert", "hflip", "vflip"], 0.5, torch.Generator().manual_seed(0))
+    augmentation = InvertibleAugmentation(
+        ["transpose", "invert", "hflip", "vflip"], 0.5, torch.Generator().manual_seed(0)
+    )
     x = torch.rand(16, 3, 8, 8)
     plan = augmentation.draw(16)
     assert 0 < plan.float().mean() < 1
@@ -207,7 +220,15 @@ def test_invertible_augmentation_round_trip() -> None:
 def test_history_schedule_is_defined_for_any_length() -> None:
     schedule = HistorySchedule(1000, 1000, 100000)
     assert [schedule.interval(t) for t in (1, 100000, 100001, 200000, 200001, 300000, 300001, 10**6)] == [
-        1000, 1000, 2000, 2000, 3000, 3000, 4000, 10000]
+        1000,
+        1000,
+        2000,
+        2000,
+        3000,
+        3000,
+        4000,
+        10000,
+    ]
     updates = [t for t in range(1, 300001) if schedule.is_update_step(t)]
     assert len(updates) == 100 + 50 + 34 and updates[:2] == [1000, 2000] and 100000 in updates and 102000 in updates
 

@@ -55,25 +55,52 @@ def test_released_swinir_options_map_to_the_dckd_star_preset() -> None:
     assert config.vqgan.ddconfig["ch_mult"] == [1, 1, 2, 2, 4]
     data = config.data
     assert (data.task, data.scale, data.lq_patch_size, data.batch_size, data.num_workers, data.augment) == (
-        "sr", 4, 48, 64, 6, True)
+        "sr",
+        4,
+        48,
+        64,
+        6,
+        True,
+    )
     assert (data.train.kind, data.train.gt_dir, data.train.lq_dir, data.train.filename_template) == (
-        "paired", "datasets/DIV2K/DIV2K_train_HR", "datasets/DIV2K/DIV2K_train_LR_bicubic/X4", "{}x4")
+        "paired",
+        "datasets/DIV2K/DIV2K_train_HR",
+        "datasets/DIV2K/DIV2K_train_LR_bicubic/X4",
+        "{}x4",
+    )
     assert [spec.name for spec in data.validation] == ["Set5", "Set14", "Urban100"]
     assert data.validation[0].gt_dir == "datasets/Set5/GTmod12" and data.validation[0].lq_dir == "datasets/Set5/LRbicx4"
     assert (config.optimizer.name, config.optimizer.lr, tuple(config.optimizer.betas)) == ("adam", 1e-4, (0.9, 0.99))
     assert (config.schedule.name, tuple(config.schedule.milestones_iters), config.schedule.warmup_iters) == (
-        "multistep", (250000,), 0)
-    assert (config.train.total_iters, config.train.ema_decay, config.train.validate_every_iters,
-            config.train.checkpoint_every_iters, config.train.log_every_iters) == (250000, 0.999, 5000, 5000, 100)
+        "multistep",
+        (250000,),
+        0,
+    )
+    assert (
+        config.train.total_iters,
+        config.train.ema_decay,
+        config.train.validate_every_iters,
+        config.train.checkpoint_every_iters,
+        config.train.log_every_iters,
+    ) == (250000, 0.999, 5000, 5000, 100)
     assert (config.evaluation.y_channel, config.evaluation.crop_border) == (True, 4)
     dckd = config.dckd
     assert (dckd.kd_weight, dckd.contrastive_weight, dckd.codebook_weight, dckd.lcr_weight) == (1.0, 0.1, 0.001, 1.0)
     assert dckd.num_negatives == 5 and dckd.include_clean_negative and tuple(dckd.degradations) == ("noise",)
     history = dckd.history
-    assert (history.decay, history.source, history.initial_interval_iters, history.interval_growth_iters,
-            history.interval_growth_every_iters) == (0.1, "ema", 1000, 1000, 100000)
+    assert (
+        history.decay,
+        history.source,
+        history.initial_interval_iters,
+        history.interval_growth_iters,
+        history.interval_growth_every_iters,
+    ) == (0.1, "ema", 1000, 1000, 100000)
     assert (dckd.codebook_formula, dckd.vqgan_input_range, dckd.lcr_side, dckd.lcr_probability) == (
-        "released", "zero_one", "teacher", 0.5)
+        "released",
+        "zero_one",
+        "teacher",
+        0.5,
+    )
     assert tuple(dckd.layer_weights) == (0.03125, 0.0625, 0.125, 0.25, 1.0)
 
     text = "\n".join(notes)
@@ -89,7 +116,10 @@ def test_adapted_rcan_options_map_and_unknown_keys_are_reported() -> None:
     assert (config.data.scale, config.data.lq_patch_size, config.data.batch_size, config.train.seed) == (2, 48, 16, 10)
     assert config.vqgan.ddconfig["z_channels"] == 256  # flat ddconfig keys are read too
     assert (config.schedule.name, tuple(config.schedule.periods_iters), tuple(config.schedule.eta_min)) == (
-        "cosine", (250000,), (1e-7,))
+        "cosine",
+        (250000,),
+        (1e-7,),
+    )
     assert config.dckd.num_negatives == 3 and tuple(config.dckd.degradations) == ("blur",)
     assert (config.dckd.history.initial_interval_iters, config.dckd.history.interval_growth_iters) == (500, 500)
     assert config.dckd.lcr_weight == 0.0 and not config.train.tensorboard

@@ -18,14 +18,16 @@ README = (ROOT / "README.md").read_text()
 
 def bash_blocks() -> list[list[str]]:
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    return [[line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
-            for block in blocks]
+    return [
+        [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+        for block in blocks
+    ]
 
 
 def dckd_arguments(line: str) -> list[str]:
     words = shlex.split(line.split("&&")[-1])
     start = max(index for index, word in enumerate(words) if word.endswith("dckd"))
-    return words[start + 1:]
+    return words[start + 1 :]
 
 
 def test_quick_start_is_the_demo_and_the_test_suite() -> None:

@@ -25,15 +25,24 @@ TOTAL = 14
 
 
 def write_config(tmp_path: Path, image_folder: Path, vqgan: Path, name: str) -> Path:
-    raw = tiny_run_config(tmp_path, image_folder, "dckd", name=name, vqgan={"checkpoint": str(vqgan)},
-                          dckd={"lcr_weight": 1.0, "degradations": ["mix"],
-                                "history": {"initial_interval_iters": 2, "interval_growth_iters": 1,
-                                            "interval_growth_every_iters": 4}})
+    raw = tiny_run_config(
+        tmp_path,
+        image_folder,
+        "dckd",
+        name=name,
+        vqgan={"checkpoint": str(vqgan)},
+        dckd={
+            "lcr_weight": 1.0,
+            "degradations": ["mix"],
+            "history": {"initial_interval_iters": 2, "interval_growth_iters": 1, "interval_growth_every_iters": 4},
+        },
+    )
     raw["student"] = tiny_swinir(embed_dim=12)
     raw["student"]["options"]["drop_path_rate"] = 0.2
     raw["data"].update(lq_patch_size=8, validation=[])
-    raw["train"].update(total_iters=TOTAL, checkpoint_every_iters=1, keep_checkpoints=2, ema_decay=0.9,
-                        log_every_iters=1)
+    raw["train"].update(
+        total_iters=TOTAL, checkpoint_every_iters=1, keep_checkpoints=2, ema_decay=0.9, log_every_iters=1
+    )
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -44,13 +53,23 @@ def environment() -> dict:
 
 
 def start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dckd", "train", str(config)], env=environment(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dckd", "train", str(config)],
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(config: Path) -> str:
-    completed = subprocess.run([sys.executable, "-m", "dckd", "train", str(config)], env=environment(),
-                               capture_output=True, text=True, timeout=600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "dckd", "train", str(config)],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stderr
 

@@ -14,8 +14,9 @@ from dckd.apps.cli import main
 from dckd.eval.selfcheck import DEFAULT_DIR
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-GENERATED = [REPOSITORY / "tests" / "references" / name
-             for name in ("sr_backbones", "restoration_backbones", "vqgan", "imaging")]
+GENERATED = [
+    REPOSITORY / "tests" / "references" / name for name in ("sr_backbones", "restoration_backbones", "vqgan", "imaging")
+]
 
 
 def test_selfcheck_passes_on_every_shipped_and_generated_set(capsys) -> None:
@@ -56,10 +57,30 @@ def test_models_lists_every_preset_with_parameters_and_macs(capsys) -> None:
 def test_benchmark_runs_at_tiny_size(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     completed = subprocess.run(
-        [sys.executable, str(REPOSITORY / "benchmarks" / "train_step.py"), "--size", "tiny", "--device", "cpu",
-         "--settings", "rcan_x4", "--methods", "published,scratch,dckd_star", "--iterations", "1", "--warmup", "0",
-         "--out", str(out)], capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""},
-        cwd=REPOSITORY)
+        [
+            sys.executable,
+            str(REPOSITORY / "benchmarks" / "train_step.py"),
+            "--size",
+            "tiny",
+            "--device",
+            "cpu",
+            "--settings",
+            "rcan_x4",
+            "--methods",
+            "published,scratch,dckd_star",
+            "--iterations",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1", "PATH": ""},
+        cwd=REPOSITORY,
+    )
     assert completed.returncode == 0, completed.stderr
     document = json.loads(out.read_text())
     labels = {row["variant"] for row in document["rows"]}
@@ -74,9 +95,25 @@ def test_benchmark_runs_at_tiny_size(tmp_path: Path) -> None:
 def test_benchmark_loss_agreement_only(tmp_path: Path) -> None:
     out = tmp_path / "agreement.json"
     completed = subprocess.run(
-        [sys.executable, str(REPOSITORY / "benchmarks" / "train_step.py"), "--size", "tiny", "--device", "cpu",
-         "--settings", "rcan_x4", "--loss-agreement-only", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""}, cwd=REPOSITORY)
+        [
+            sys.executable,
+            str(REPOSITORY / "benchmarks" / "train_step.py"),
+            "--size",
+            "tiny",
+            "--device",
+            "cpu",
+            "--settings",
+            "rcan_x4",
+            "--loss-agreement-only",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1", "PATH": ""},
+        cwd=REPOSITORY,
+    )
     assert completed.returncode == 0, completed.stderr
     document = json.loads(out.read_text())
     assert document["rows"] == []  # nothing timed

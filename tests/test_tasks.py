@@ -18,8 +18,16 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def test_restormer_progressive_schedule_matches_the_official_stages() -> None:
     config = load_config(REPOSITORY / "configs" / "deblur" / "restormer_gopro_dckd.yaml")
-    expected = {1: (128, 64), 92000: (128, 64), 92001: (160, 40), 156001: (192, 32), 204001: (256, 16),
-                240001: (320, 8), 276001: (384, 8), 300000: (384, 8)}
+    expected = {
+        1: (128, 64),
+        92000: (128, 64),
+        92001: (160, 40),
+        156001: (192, 32),
+        204001: (256, 16),
+        240001: (320, 8),
+        276001: (384, 8),
+        300000: (384, 8),
+    }
     for iteration, (patch, batch) in expected.items():
         _, lq_patch, global_batch = _stage(config, iteration)
         assert (lq_patch, global_batch) == (patch, batch), iteration
@@ -28,15 +36,33 @@ def test_restormer_progressive_schedule_matches_the_official_stages() -> None:
 def test_progressive_training_switches_patch_and_batch(tmp_path: Path, monkeypatch) -> None:
     clean = write_images(tmp_path / "clean", 4, 40, 48)
     raw = {
-        "name": "progressive", "output_dir": str(tmp_path / "runs"), "method": "scratch",
-        "student": {"backbone": "nafnet", "options": {"img_channel": 3, "width": 8, "middle_blk_num": 1,
-                                                      "enc_blk_nums": [1], "dec_blk_nums": [1]}},
-        "data": {"task": "deblur", "scale": 1, "lq_patch_size": 8, "batch_size": 4, "num_workers": 0,
-                 "train": {"kind": "synthetic", "gt_dir": str(clean), "synthetic_task": "deblur"},
-                 "progressive": [{"start_iter": 2, "lq_patch_size": 12, "batch_size": 2},
-                                 {"start_iter": 4, "lq_patch_size": 16, "batch_size": 2}]},
-        "train": {"total_iters": 5, "log_every_iters": 1, "validate_every_iters": 0, "checkpoint_every_iters": 5,
-                  "tensorboard": False, "ema_decay": 0.0},
+        "name": "progressive",
+        "output_dir": str(tmp_path / "runs"),
+        "method": "scratch",
+        "student": {
+            "backbone": "nafnet",
+            "options": {"img_channel": 3, "width": 8, "middle_blk_num": 1, "enc_blk_nums": [1], "dec_blk_nums": [1]},
+        },
+        "data": {
+            "task": "deblur",
+            "scale": 1,
+            "lq_patch_size": 8,
+            "batch_size": 4,
+            "num_workers": 0,
+            "train": {"kind": "synthetic", "gt_dir": str(clean), "synthetic_task": "deblur"},
+            "progressive": [
+                {"start_iter": 2, "lq_patch_size": 12, "batch_size": 2},
+                {"start_iter": 4, "lq_patch_size": 16, "batch_size": 2},
+            ],
+        },
+        "train": {
+            "total_iters": 5,
+            "log_every_iters": 1,
+            "validate_every_iters": 0,
+            "checkpoint_every_iters": 5,
+            "tensorboard": False,
+            "ema_decay": 0.0,
+        },
     }
     shapes = []
     from dckd.methods.scratch import Scratch

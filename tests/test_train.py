@@ -37,11 +37,18 @@ def test_scratch_run_writes_config_log_checkpoints_and_weights(tmp_path: Path, i
 
 
 def dckd_config(tmp_path: Path, image_folder: Path, vqgan_path: Path, total: int, name: str = "run") -> dict:
-    raw = tiny_run_config(tmp_path, image_folder, "dckd", name=name,
-                          vqgan={"checkpoint": str(vqgan_path)},
-                          dckd={"lcr_weight": 1.0, "degradations": ["mix"],
-                                "history": {"initial_interval_iters": 2, "interval_growth_iters": 1,
-                                            "interval_growth_every_iters": 3}})
+    raw = tiny_run_config(
+        tmp_path,
+        image_folder,
+        "dckd",
+        name=name,
+        vqgan={"checkpoint": str(vqgan_path)},
+        dckd={
+            "lcr_weight": 1.0,
+            "degradations": ["mix"],
+            "history": {"initial_interval_iters": 2, "interval_growth_iters": 1, "interval_growth_every_iters": 3},
+        },
+    )
     raw["student"] = tiny_swinir(embed_dim=12)
     raw["student"]["options"]["drop_path_rate"] = 0.2  # the global RNG matters: it must be restored
     raw["data"]["lq_patch_size"] = 8
@@ -53,7 +60,9 @@ def final_state(run_dir: Path) -> dict:
     return load_checkpoint(list_checkpoints(run_dir)[0][1])
 
 
-def test_resumed_run_ends_with_identical_weights(tmp_path: Path, image_folder: Path, tiny_vqgan_checkpoint: Path) -> None:
+def test_resumed_run_ends_with_identical_weights(
+    tmp_path: Path, image_folder: Path, tiny_vqgan_checkpoint: Path
+) -> None:
     uninterrupted = train(config_from_dict(dckd_config(tmp_path, image_folder, tiny_vqgan_checkpoint, 6, "straight")))
     # Stop after 3 iterations (as a kill after the checkpoint at 2 plus one lost iteration would), then resume.
     first_leg = dckd_config(tmp_path, image_folder, tiny_vqgan_checkpoint, 3, "resumed")
@@ -92,8 +101,25 @@ def test_evaluate_and_infer_from_trained_weights(tmp_path: Path, image_folder: P
     dataset = benchmark_folder(tmp_path / "Set2", 2)
     results = tmp_path / "results.json"
     csv_path = tmp_path / "results.csv"
-    assert main(["test", str(run_dir / "weights.pth"), str(dataset), "--json", str(results), "--csv", str(csv_path),
-                 "--self-ensemble", "--tile", "16", "--tile-overlap", "4"]) == 0
+    assert (
+        main(
+            [
+                "test",
+                str(run_dir / "weights.pth"),
+                str(dataset),
+                "--json",
+                str(results),
+                "--csv",
+                str(csv_path),
+                "--self-ensemble",
+                "--tile",
+                "16",
+                "--tile-overlap",
+                "4",
+            ]
+        )
+        == 0
+    )
     document = json.loads(results.read_text())
     scores = document["datasets"]["Set2"]
     assert len(scores["images"]) == 2 and 5 < scores["psnr"] < 60 and 0 < scores["ssim"] <= 1

@@ -25,8 +25,17 @@ from dckd.methods.dckd.feature_space import VQGANSpace
 from dckd.models.vq_autoencoder import VQAutoencoder
 
 # Three levels, 16 codes: a few milliseconds per step on one CPU core.
-TINY = dict(batch_size=4, crop_size=16, ch=32, ch_mult=(1, 1, 2), z_channels=8, embed_dim=8, n_embed=16,
-            evaluation_crops=8, log_every_iters=5)
+TINY = dict(
+    batch_size=4,
+    crop_size=16,
+    ch=32,
+    ch_mult=(1, 1, 2),
+    z_channels=8,
+    embed_dim=8,
+    n_embed=16,
+    evaluation_crops=8,
+    log_every_iters=5,
+)
 
 
 class Silent:
@@ -53,8 +62,9 @@ def only_plain_values(value) -> bool:
 
 def test_training_lowers_the_error_and_saves_a_codebook_build_vqgan_loads(tmp_path: Path, tiny_images: Path) -> None:
     output = tmp_path / "codebook.pth"
-    stats = train_codebook(tiny_images, output, iterations=80, learning_rate=1e-3, restart_every_iters=10,
-                           stream=Silent(), **TINY)
+    stats = train_codebook(
+        tiny_images, output, iterations=80, learning_rate=1e-3, restart_every_iters=10, stream=Silent(), **TINY
+    )
     # The same fixed crops are evaluated before and after training.
     assert stats["reconstruction"] < 0.8 * stats["initial"]["reconstruction"]
     assert stats["psnr"] > stats["initial"]["psnr"] + 1.5
@@ -71,8 +81,13 @@ def test_training_lowers_the_error_and_saves_a_codebook_build_vqgan_loads(tmp_pa
     config = checkpoint["vqgan_config"]
     assert config["n_embed"] == 16 and config["ddconfig"]["ch_mult"] == [1, 1, 2]
     state_dict = checkpoint["state_dict"]
-    assert {"quantize.embedding.weight", "quant_conv.weight", "post_quant_conv.weight", "decoder.conv_out.weight",
-            "encoder.conv_in.weight"} <= set(state_dict)
+    assert {
+        "quantize.embedding.weight",
+        "quant_conv.weight",
+        "post_quant_conv.weight",
+        "decoder.conv_out.weight",
+        "encoder.conv_in.weight",
+    } <= set(state_dict)
 
     # The trained autoencoder, rebuilt from the file alone (strictly: every key, decoder included) ...
     trained = VQAutoencoder(config["embed_dim"], config["n_embed"], config["ddconfig"]).eval()
@@ -110,8 +125,16 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path: P
 def test_dead_codes_are_restarted_and_the_adversarial_part_is_optional(tmp_path: Path, tiny_images: Path) -> None:
     output = tmp_path / "adversarial.pth"
     options = {**TINY, "crop_size": 32, "n_embed": 64}  # the PatchGAN needs at least 32x32 inputs
-    stats = train_codebook(tiny_images, output, iterations=6, restart_every_iters=2, adversarial_weight=0.5,
-                           adversarial_start_iteration=3, stream=Silent(), **options)
+    stats = train_codebook(
+        tiny_images,
+        output,
+        iterations=6,
+        restart_every_iters=2,
+        adversarial_weight=0.5,
+        adversarial_start_iteration=3,
+        stream=Silent(),
+        **options,
+    )
     assert stats["restarted_codes"] > 0  # 4 crops x 64 latents cannot use all 64 codes from the start
     records = read_log(tmp_path / "adversarial-log" / "log.jsonl")
     assert [record["restarted_codes"] for record in records if "restarted_codes" in record]  # at 2 and 4, not 6
@@ -138,9 +161,32 @@ def test_errors_name_the_option_or_the_file(tmp_path: Path, tiny_images: Path) -
 
 
 def test_command_line_runs_end_to_end(tmp_path: Path, tiny_images: Path, capsys) -> None:
-    arguments = ["--output", str(tmp_path / "cli.pth"), "--iterations", "4", "--batch-size", "2",
-                 "--crop-size", "16", "--ch-mult", "1,2", "--z-channels", "4", "--embed-dim", "4", "--n-embed", "8",
-                 "--log-every", "2", "--evaluation-crops", "4", "--log-dir", str(tmp_path / "logs"), "--seed", "1"]
+    arguments = [
+        "--output",
+        str(tmp_path / "cli.pth"),
+        "--iterations",
+        "4",
+        "--batch-size",
+        "2",
+        "--crop-size",
+        "16",
+        "--ch-mult",
+        "1,2",
+        "--z-channels",
+        "4",
+        "--embed-dim",
+        "4",
+        "--n-embed",
+        "8",
+        "--log-every",
+        "2",
+        "--evaluation-crops",
+        "4",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--seed",
+        "1",
+    ]
     parser = argparse.ArgumentParser()
     add_train_codebook_arguments(parser)
     assert run_train_codebook_command(parser.parse_args([str(tiny_images), *arguments])) == 0

@@ -21,8 +21,16 @@ from preset_common import REPOSITORY, Preset, render
 
 
 def all_presets() -> list[Preset]:
-    return (sr_presets() + deblur_presets() + derain_presets() + ablation_presets() + mclir_presets()
-            + smoke_presets() + smoke_task_presets() + demo_presets())
+    return (
+        sr_presets()
+        + deblur_presets()
+        + derain_presets()
+        + ablation_presets()
+        + mclir_presets()
+        + smoke_presets()
+        + smoke_task_presets()
+        + demo_presets()
+    )
 
 
 def generate() -> dict[str, str]:
@@ -42,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     existing = {str(path.relative_to(REPOSITORY)) for path in (REPOSITORY / "configs").rglob("*.yaml")}
     stale = sorted(existing - generated)
     if arguments.check:
-        differing = [path for path, text in files.items()
-                     if not (REPOSITORY / path).is_file() or (REPOSITORY / path).read_text(encoding="utf-8") != text]
+        differing = [
+            path
+            for path, text in files.items()
+            if not (REPOSITORY / path).is_file() or (REPOSITORY / path).read_text(encoding="utf-8") != text
+        ]
         for path in differing + stale:
             print(f"out of date: {path}", file=sys.stderr)
         return 1 if differing or stale else 0

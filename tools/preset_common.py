@@ -10,8 +10,10 @@ from typing import Any
 import yaml
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-PAPER = ('Zhou et al., "Dynamic Contrastive Knowledge Distillation for Efficient Image Restoration", '
-         "AAAI 2025 (arXiv 2412.08939)")
+PAPER = (
+    'Zhou et al., "Dynamic Contrastive Knowledge Distillation for Efficient Image Restoration", '
+    "AAAI 2025 (arXiv 2412.08939)"
+)
 
 # --------------------------------------------------------------------------------------------------
 # Official file names (defaults of the path options; override with --set)
@@ -27,16 +29,23 @@ DERAIN_TESTS = ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200")
 SMOKE_TEACHER = "dckd/assets/weights/demo_teacher_x4.pth"
 SMOKE_CODEBOOK = "dckd/assets/weights/demo_codebook.pth"
 
-NEEDS_DIV2K = ("datasets/DIV2K/DIV2K_train_HR/0001.png ... 0800.png and "
-               "datasets/DIV2K/DIV2K_train_LR_bicubic/X{scale}/0001x{scale}.png ... (DIV2K, 800 training pairs)")
-NEEDS_BENCHMARKS = ("datasets/{{Set5,Set14,Urban100}}/HR/*.png (+ LR_bicubic/X{scale}/*x{scale}.png; made by MATLAB "
-                    "bicubic when absent); add datasets/BSD100 for the final `dckd test`")
-NEEDS_VQGAN = (f"{VQGAN_CHECKPOINT} (taming-transformers \"VQGAN ImageNet (f=16), 1024\"; encoder, quant_conv and "
-               "codebook are used, loaded strictly)")
+NEEDS_DIV2K = (
+    "datasets/DIV2K/DIV2K_train_HR/0001.png ... 0800.png and "
+    "datasets/DIV2K/DIV2K_train_LR_bicubic/X{scale}/0001x{scale}.png ... (DIV2K, 800 training pairs)"
+)
+NEEDS_BENCHMARKS = (
+    "datasets/{{Set5,Set14,Urban100}}/HR/*.png (+ LR_bicubic/X{scale}/*x{scale}.png; made by MATLAB "
+    "bicubic when absent); add datasets/BSD100 for the final `dckd test`"
+)
+NEEDS_VQGAN = (
+    f'{VQGAN_CHECKPOINT} (taming-transformers "VQGAN ImageNet (f=16), 1024"; encoder, quant_conv and '
+    "codebook are used, loaded strictly)"
+)
 NEEDS_TEACHER = {
     "swinir": SWINIR_M_CHECKPOINT + " (SwinIR's GitHub release v0.0; key params)",
     "rcan": RCAN_CHECKPOINT + " (official RCAN release, EDSR-PyTorch key names; converted on load)",
 }
+
 
 # --------------------------------------------------------------------------------------------------
 # A preset: options plus the header facts
@@ -168,8 +177,13 @@ def sr_data(scale: int, patch: int = 48, batch: int = 64) -> dict:
     return {
         "task": "sr",
         "scale": scale,
-        "train": {"kind": "paired", "name": "DIV2K", "gt_dir": "datasets/DIV2K/DIV2K_train_HR",
-                  "lq_dir": f"datasets/DIV2K/DIV2K_train_LR_bicubic/X{scale}", "filename_template": f"{{}}x{scale}"},
+        "train": {
+            "kind": "paired",
+            "name": "DIV2K",
+            "gt_dir": "datasets/DIV2K/DIV2K_train_HR",
+            "lq_dir": f"datasets/DIV2K/DIV2K_train_LR_bicubic/X{scale}",
+            "filename_template": f"{{}}x{scale}",
+        },
         "validation": [{"kind": "benchmark", "name": name, "root": f"datasets/{name}"} for name in SR_BENCHMARKS],
         "lq_patch_size": patch,
         "batch_size": batch,
@@ -179,23 +193,50 @@ def sr_data(scale: int, patch: int = 48, batch: int = 64) -> dict:
 
 
 def train_section(total: int, validate_every: int, checkpoint_every: int, ema: float = 0.999) -> dict:
-    return {"total_iters": total, "seed": 0, "ema_decay": ema, "log_every_iters": 100,
-            "validate_every_iters": validate_every, "checkpoint_every_iters": checkpoint_every}
+    return {
+        "total_iters": total,
+        "seed": 0,
+        "ema_decay": ema,
+        "log_every_iters": 100,
+        "validate_every_iters": validate_every,
+        "checkpoint_every_iters": checkpoint_every,
+    }
 
 
 def history_section(initial: int = 1000, growth: int | None = None) -> dict:
-    return {"decay": 0.1, "source": "ema", "initial_interval_iters": initial,
-            "interval_growth_iters": initial if growth is None else growth, "interval_growth_every_iters": 100000}
+    return {
+        "decay": 0.1,
+        "source": "ema",
+        "initial_interval_iters": initial,
+        "interval_growth_iters": initial if growth is None else growth,
+        "interval_growth_every_iters": 100000,
+    }
 
 
-def dckd_section(contrastive: float = 0.1, codebook: float = 0.001, negatives: int = 5, degradations: tuple = ("noise",),
-          history_step: int = 1000, lcr: float = 0.0) -> dict:
-    section: dict[str, Any] = {"reconstruction_loss": "l1", "reconstruction_weight": 1.0, "kd_weight": 1.0,
-                               "contrastive_weight": contrastive}
+def dckd_section(
+    contrastive: float = 0.1,
+    codebook: float = 0.001,
+    negatives: int = 5,
+    degradations: tuple = ("noise",),
+    history_step: int = 1000,
+    lcr: float = 0.0,
+) -> dict:
+    section: dict[str, Any] = {
+        "reconstruction_loss": "l1",
+        "reconstruction_weight": 1.0,
+        "kd_weight": 1.0,
+        "contrastive_weight": contrastive,
+    }
     if contrastive > 0:
-        section.update({"layer_weights": [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0], "num_negatives": negatives,
-                        "include_clean_negative": True, "degradations": list(degradations),
-                        "history": history_section(history_step)})
+        section.update(
+            {
+                "layer_weights": [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
+                "num_negatives": negatives,
+                "include_clean_negative": True,
+                "degradations": list(degradations),
+                "history": history_section(history_step),
+            }
+        )
     section["codebook_weight"] = codebook
     if codebook > 0:
         section["codebook_formula"] = "released"
@@ -214,16 +255,26 @@ def method_section(method: str, **dckd_options) -> tuple[str, dict]:
     if method == "logits":
         return "logits", {"reconstruction_loss": "l1", "reconstruction_weight": 1.0, "kd_weight": 1.0}
     if method == "fakd":
-        return "fakd", {"reconstruction_loss": "l1", "reconstruction_weight": 1.0, "kd_weight": 0.0,
-                        "affinity_weight": 1.0}
+        return "fakd", {
+            "reconstruction_loss": "l1",
+            "reconstruction_weight": 1.0,
+            "kd_weight": 0.0,
+            "affinity_weight": 1.0,
+        }
     if method == "dckd":
         return "dckd", dckd_section(**dckd_options)
     if method == "dckd_star":
         return "dckd", dckd_section(lcr=1.0, **dckd_options)
     if method == "mclir":
-        return "mclir", {"reconstruction_loss": "l1", "reconstruction_weight": 1.0, "contrast_weight": 0.1,
-                         "feature_space": "vqgan", "layer_weights": [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
-                         "vqgan_input_range": "zero_one", "history": history_section()}
+        return "mclir", {
+            "reconstruction_loss": "l1",
+            "reconstruction_weight": 1.0,
+            "contrast_weight": 0.1,
+            "feature_space": "vqgan",
+            "layer_weights": [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
+            "vqgan_input_range": "zero_one",
+            "history": history_section(),
+        }
     raise ValueError(f"unknown table method {method!r}")
 
 
@@ -233,27 +284,54 @@ def uses_vqgan(method: str, section: dict) -> bool:
     return method == "dckd" and (section["contrastive_weight"] > 0 or section["codebook_weight"] > 0)
 
 
-def assemble(name: str, output_dir: str, method: str, student: dict, teacher: dict | None, data: dict,
-              optimizer: dict, schedule: dict, train: dict, evaluation: dict, **dckd_options) -> dict:
+def assemble(
+    name: str,
+    output_dir: str,
+    method: str,
+    student: dict,
+    teacher: dict | None,
+    data: dict,
+    optimizer: dict,
+    schedule: dict,
+    train: dict,
+    evaluation: dict,
+    **dckd_options,
+) -> dict:
     config_method, section = method_section(method, **dckd_options)
     options: dict[str, Any] = {"name": name, "output_dir": output_dir, "method": config_method, "student": student}
     if config_method in ("logits", "fakd", "dckd"):
         options["teacher"] = teacher
     if uses_vqgan(config_method, section):
         options["vqgan"] = {"checkpoint": VQGAN_CHECKPOINT}
-    options.update({"data": data, "optimizer": optimizer, "schedule": schedule, "train": train,
-                    "evaluation": evaluation, config_method: section})
+    options.update(
+        {
+            "data": data,
+            "optimizer": optimizer,
+            "schedule": schedule,
+            "train": train,
+            "evaluation": evaluation,
+            config_method: section,
+        }
+    )
     return options
 
 
-METHOD_NAMES = {"scratch": "Scratch", "logits": "Logits", "fakd": "FAKD", "dckd": "DCKD", "dckd_star": "DCKD*",
-                "mclir": "MCLIR"}
-METHOD_TITLES = {"scratch": "Scratch (student alone, L1 to ground truth)",
-                 "logits": "Logits KD (L1 to ground truth + L1 to the teacher output)",
-                 "fakd": "FAKD (L1 to ground truth + feature-affinity distillation)",
-                 "dckd": "DCKD (L_rec + L_kd + 0.1 L_dcl + 0.001 L_ce)",
-                 "dckd_star": "DCKD* (DCKD + the released code's teacher-side label-consistency term)",
-                 "mclir": "MCLIR-style model contrast (history-model negatives, no teacher)"}
+METHOD_NAMES = {
+    "scratch": "Scratch",
+    "logits": "Logits",
+    "fakd": "FAKD",
+    "dckd": "DCKD",
+    "dckd_star": "DCKD*",
+    "mclir": "MCLIR",
+}
+METHOD_TITLES = {
+    "scratch": "Scratch (student alone, L1 to ground truth)",
+    "logits": "Logits KD (L1 to ground truth + L1 to the teacher output)",
+    "fakd": "FAKD (L1 to ground truth + feature-affinity distillation)",
+    "dckd": "DCKD (L_rec + L_kd + 0.1 L_dcl + 0.001 L_ce)",
+    "dckd_star": "DCKD* (DCKD + the released code's teacher-side label-consistency term)",
+    "mclir": "MCLIR-style model contrast (history-model negatives, no teacher)",
+}
 TEACHER_NEEDS_VQGAN = ("dckd", "dckd_star", "mclir")
 
 
@@ -269,19 +347,28 @@ def loss_formula(section: dict) -> str:
 
 def method_notes(method: str, task: str = "sr") -> list[str]:
     if method == "dckd":
-        star = ("the *_dckd_star.yaml file" if task == "sr" else
-                "--set dckd.lcr_weight=1.0; the paper reports no DCKD* row for this task")
-        return ["DCKD as the paper writes it (no label-consistency term). The released code (SwinIR SR only) adds "
-                f"the teacher-side LCR term in all its configs, i.e. they are DCKD* ({star}).",
-                "Negatives: history model on the clean input + 4 noisy copies; history model = EMA student "
-                "(source ema, alpha 0.1) updated every 1000/2000/3000... iterations; codebook CE in the released "
-                "formula (--set dckd.codebook_formula=paper for Eq. 9); VQGAN fed [0, 1] images as the released "
-                "code (--set dckd.vqgan_input_range=minus_one_one for the range it was trained on)."]
+        star = (
+            "the *_dckd_star.yaml file"
+            if task == "sr"
+            else "--set dckd.lcr_weight=1.0; the paper reports no DCKD* row for this task"
+        )
+        return [
+            "DCKD as the paper writes it (no label-consistency term). The released code (SwinIR SR only) adds "
+            f"the teacher-side LCR term in all its configs, i.e. they are DCKD* ({star}).",
+            "Negatives: history model on the clean input + 4 noisy copies; history model = EMA student "
+            "(source ema, alpha 0.1) updated every 1000/2000/3000... iterations; codebook CE in the released "
+            "formula (--set dckd.codebook_formula=paper for Eq. 9); VQGAN fed [0, 1] images as the released "
+            "code (--set dckd.vqgan_input_range=minus_one_one for the range it was trained on).",
+        ]
     if method == "dckd_star":
-        return ["DCKD* = DCKD + L_lcr = mean|S(x) - A^-1(T(A(x)))| with weight 1 (invert, vflip, hflip, transpose, "
-                "each per sample with p 0.5), as every released config; DUKD's student-side form: "
-                "--set dckd.lcr_side=student --set dckd.lcr_probability=0.3."]
+        return [
+            "DCKD* = DCKD + L_lcr = mean|S(x) - A^-1(T(A(x)))| with weight 1 (invert, vflip, hflip, transpose, "
+            "each per sample with p 0.5), as every released config; DUKD's student-side form: "
+            "--set dckd.lcr_side=student --set dckd.lcr_probability=0.3."
+        ]
     if method == "fakd":
-        return ["FAKD: spatial-affinity matrices of the student's residual groups vs evenly paired teacher groups "
-                "(forward hooks), weight 1, no output KD; the paper does not give FAKD's weights or layers."]
+        return [
+            "FAKD: spatial-affinity matrices of the student's residual groups vs evenly paired teacher groups "
+            "(forward hooks), weight 1, no output KD; the paper does not give FAKD's weights or layers."
+        ]
     return []

@@ -30,11 +30,20 @@ from dckd.models.backbones.nafnet import NAFNet, to_local
 
 
 def _add_train(commands) -> None:
-    parser = commands.add_parser("train", help="train a network (any method) from a YAML config",
-                                 description="Train from a dckd YAML config or a published DCKD/BasicSR options file.")
+    parser = commands.add_parser(
+        "train",
+        help="train a network (any method) from a YAML config",
+        description="Train from a dckd YAML config or a published DCKD/BasicSR options file.",
+    )
     parser.add_argument("config", help="YAML config (configs/...) or a BasicSR options file of the published code")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override an option, e.g. --set dckd.contrastive_weight=0.1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option, e.g. --set dckd.contrastive_weight=0.1 (repeatable)",
+    )
     parser.add_argument("--resume", help="resume from this checkpoint (default: newest valid one in the run folder)")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then stop")
 
@@ -42,13 +51,21 @@ def _add_train(commands) -> None:
 def _add_test(commands) -> None:
     parser = commands.add_parser("test", help="evaluate weights on benchmark folders (PSNR/SSIM table)")
     parser.add_argument("weights", help="weights file (dckd weights.pth, an official .pth, .safetensors)")
-    parser.add_argument("datasets", nargs="+", help="dataset folders (Set5 layout HR/ + LR_bicubic/X4, or input/ + "
-                        "target/), or 'bundled' for the photographs shipped with dckd")
+    parser.add_argument(
+        "datasets",
+        nargs="+",
+        help="dataset folders (Set5 layout HR/ + LR_bicubic/X4, or input/ + "
+        "target/), or 'bundled' for the photographs shipped with dckd",
+    )
     _add_network_options(parser)
     parser.add_argument("--scale", type=int, default=None, help="SR scale (default: the network's)")
     parser.add_argument("--task", choices=("sr", "deblur", "derain"), default="sr")
-    parser.add_argument("--y-channel", choices=("auto", "yes", "no"), default="auto",
-                        help="metrics on Y (default: SR and deraining) or RGB (deblurring)")
+    parser.add_argument(
+        "--y-channel",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="metrics on Y (default: SR and deraining) or RGB (deblurring)",
+    )
     parser.add_argument("--crop-border", type=int, default=None, help="default: the scale for SR, 0 otherwise")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--csv", help="write the results as CSV here")
@@ -71,8 +88,13 @@ def _add_network_options(parser) -> None:
     parser.add_argument("--tile", type=int, default=0, help="restore in tiles of this input size (0: whole images)")
     parser.add_argument("--tile-overlap", type=int, default=32)
     parser.add_argument("--self-ensemble", action="store_true", help="x8 self-ensemble")
-    parser.add_argument("--tlc", type=int, default=0, metavar="TRAIN_SIZE",
-                        help="NAFNet: test-time local converter for this training crop size (e.g. 256)")
+    parser.add_argument(
+        "--tlc",
+        type=int,
+        default=0,
+        metavar="TRAIN_SIZE",
+        help="NAFNet: test-time local converter for this training crop size (e.g. 256)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--input-size", default="64x64", help="input HxW for the multiply-add count (default 64x64)")
     check = commands.add_parser("selfcheck", help="compare this implementation with official reference vectors")
     check.add_argument("directories", nargs="*", help="reference directories (default: the shipped set)")
-    add_demo_arguments(commands.add_parser("demo", help="distill a student three ways on bundled photos, write a report"))
+    add_demo_arguments(
+        commands.add_parser("demo", help="distill a student three ways on bundled photos, write a report")
+    )
     add_train_codebook_arguments(commands.add_parser("train-codebook", help="train a VQGAN-style codebook on images"))
     cache = commands.add_parser("cache-teacher", help="precompute the teacher's outputs for a config's training set")
     cache.add_argument("config")
@@ -124,9 +148,19 @@ def _command_test(arguments) -> int:
     rows = []
     for folder in arguments.datasets:
         dataset = dataset_from_folder(folder, scale, arguments.task)
-        result = evaluate_dataset(network, dataset, scale, device, y_channel, crop_border, arguments.tile,
-                                  arguments.tile_overlap, arguments.self_ensemble, arguments.precision,
-                                  keep_outputs=bool(arguments.save_images))
+        result = evaluate_dataset(
+            network,
+            dataset,
+            scale,
+            device,
+            y_channel,
+            crop_border,
+            arguments.tile,
+            arguments.tile_overlap,
+            arguments.self_ensemble,
+            arguments.precision,
+            keep_outputs=bool(arguments.save_images),
+        )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, scale)
     return 0
@@ -140,8 +174,9 @@ def _command_infer(arguments) -> int:
     images = list_images(arguments.input_dir)
     for number, path in enumerate(images, start=1):
         lq = to_tensor(read_image(path)).unsqueeze(0).to(device)
-        restored = restore(network, lq, scale, arguments.tile, arguments.tile_overlap, arguments.self_ensemble,
-                           arguments.precision)[0].cpu()
+        restored = restore(
+            network, lq, scale, arguments.tile, arguments.tile_overlap, arguments.self_ensemble, arguments.precision
+        )[0].cpu()
         write_image(output_dir / (path.stem + ".png"), restored)
         print(f"[{number}/{len(images)}] {path.name} -> {output_dir / (path.stem + '.png')}", file=sys.stderr)
     return 0
@@ -159,7 +194,8 @@ def _command_models(arguments) -> int:
 def _command_check_data(arguments) -> int:
     config = read_config(arguments.config, arguments.overrides)
     specs = ([(config.data.train, config.data.lq_patch_size, True)] if config.data.train else []) + [
-        (spec, None, False) for spec in config.data.validation]
+        (spec, None, False) for spec in config.data.validation
+    ]
     problems = 0
     for spec, patch, augment in specs:
         dataset = build_dataset(spec, config.data.scale, patch, augment)
@@ -174,8 +210,9 @@ def _command_cache_teacher(arguments) -> int:
     if config.teacher is None or config.data.train is None:
         raise DckdError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
     dataset = build_dataset(config.data.train, config.data.scale, None, False, config.train.seed)
-    directory = build_cache(config, dataset, resolve_device(config.train.device),
-                            say=lambda text: print(text, file=sys.stderr))
+    directory = build_cache(
+        config, dataset, resolve_device(config.train.device), say=lambda text: print(text, file=sys.stderr)
+    )
     print(directory)
     return 0
 

@@ -73,13 +73,28 @@ def _image_folder(images: str | Path) -> Path:
     return bundled_root("train") / "HR" if str(images) == "bundled" else Path(images)
 
 
-def codebook_ddconfig(ch: int, ch_mult: Sequence[int], num_res_blocks: int, attn_resolutions: Sequence[int],
-                      z_channels: int, resolution: int) -> dict[str, Any]:
+def codebook_ddconfig(
+    ch: int,
+    ch_mult: Sequence[int],
+    num_res_blocks: int,
+    attn_resolutions: Sequence[int],
+    z_channels: int,
+    resolution: int,
+) -> dict[str, Any]:
     """A taming ``ddconfig`` with plain lists (it is stored in the checkpoint); ``resolution`` only decides
     at which levels ``attn_resolutions`` put attention (resolution halves per level)."""
-    return {"double_z": False, "z_channels": z_channels, "resolution": resolution, "in_channels": 3, "out_ch": 3,
-            "ch": ch, "ch_mult": [int(value) for value in ch_mult], "num_res_blocks": num_res_blocks,
-            "attn_resolutions": [int(value) for value in attn_resolutions], "dropout": 0.0}
+    return {
+        "double_z": False,
+        "z_channels": z_channels,
+        "resolution": resolution,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": ch,
+        "ch_mult": [int(value) for value in ch_mult],
+        "num_res_blocks": num_res_blocks,
+        "attn_resolutions": [int(value) for value in attn_resolutions],
+        "dropout": 0.0,
+    }
 
 
 @torch.no_grad()
@@ -93,7 +108,7 @@ def evaluate(model: CodebookNetwork, images: torch.Tensor, batch_size: int, devi
     model.eval()
     absolute, squared, codebook, indices = 0.0, 0.0, 0.0, []
     for start in range(0, len(images), batch_size):
-        crops = images[start:start + batch_size].to(device)
+        crops = images[start : start + batch_size].to(device)
         parts = model(crops, details=True)
         x, reconstruction = parts["input"], parts["reconstruction"]
         absolute += float((x - reconstruction).abs().mean()) * len(x)
@@ -104,9 +119,14 @@ def evaluate(model: CodebookNetwork, images: torch.Tensor, batch_size: int, devi
     model.train(was_training)
     count = len(images)
     usage = code_usage(torch.cat(indices), model.n_embed)
-    return {"reconstruction": absolute / count, "psnr": 10 * math.log10(1 / max(squared / count, 1e-12)),
-            "codebook": codebook / count, "perplexity": float(usage["perplexity"]),
-            "used_codes": int((usage["counts"] > 0).sum()), "used_fraction": float(usage["used_fraction"])}
+    return {
+        "reconstruction": absolute / count,
+        "psnr": 10 * math.log10(1 / max(squared / count, 1e-12)),
+        "codebook": codebook / count,
+        "perplexity": float(usage["perplexity"]),
+        "used_codes": int((usage["counts"] > 0).sum()),
+        "used_fraction": float(usage["used_fraction"]),
+    }
 
 
 def train_codebook(
@@ -170,12 +190,14 @@ def train_codebook(
         The final evaluation (``evaluate``'s keys) plus {"initial": the evaluation before training,
         "iterations", "seconds", "restarted_codes", "output"}.
     """
-    _check_arguments(iterations, batch_size, crop_size, ch, ch_mult, n_embed, log_every_iters, restart_every_iters,
-                     evaluation_crops)
+    _check_arguments(
+        iterations, batch_size, crop_size, ch, ch_mult, n_embed, log_every_iters, restart_every_iters, evaluation_crops
+    )
     if adversarial_weight > 0 and crop_size < 24:
         # The PatchGAN shrinks its input 8x and then loses 2 more pixels to its last two 4x4 convolutions.
-        raise ConfigError(f"--crop-size {crop_size} is too small for the discriminator (--adversarial-weight): "
-                        "use >= 24")
+        raise ConfigError(
+            f"--crop-size {crop_size} is too small for the discriminator (--adversarial-weight): use >= 24"
+        )
     output = Path(output)
     run_dir = Path(log_dir) if log_dir is not None else output.parent / f"{output.stem}-log"
     stream = stream or sys.stderr
@@ -184,35 +206,63 @@ def train_codebook(
     _check_image_sizes(image_paths(images), crop_size)
 
     ddconfig = codebook_ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, z_channels, crop_size)
-    network = {"backbone": "vq_autoencoder",
-               "options": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig, "beta": beta}}
-    config = config_from_dict({
-        "name": run_dir.name, "output_dir": str(run_dir.parent), "method": "codebook", "student": network,
-        "data": {"train": {"kind": "hr_only", "gt_dir": str(folder), "cache_images": cache_images},
-                 "scale": 1, "lq_patch_size": crop_size, "batch_size": batch_size, "num_workers": 0},
-        "optimizer": {"name": "adam", "lr": learning_rate, "betas": [0.5, 0.9]},
-        "schedule": {"name": "constant"},
-        "train": {"total_iters": iterations, "seed": seed, "ema_decay": 0.0, "log_every_iters": log_every_iters,
-                  "validate_every_iters": 0, "checkpoint_every_iters": min(iterations, 500), "keep_checkpoints": 2,
-                  "tensorboard": False, "device": device},
-        "evaluation": {"y_channel": False, "crop_border": 0},
-        "codebook": {"codebook_weight": codebook_weight, "adversarial_weight": adversarial_weight,
-                     "adversarial_start_iters": adversarial_start_iteration, "discriminator_lr": learning_rate,
-                     "restart_every_iters": restart_every_iters},
-    }, source="train-codebook")
+    network = {
+        "backbone": "vq_autoencoder",
+        "options": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig, "beta": beta},
+    }
+    config = config_from_dict(
+        {
+            "name": run_dir.name,
+            "output_dir": str(run_dir.parent),
+            "method": "codebook",
+            "student": network,
+            "data": {
+                "train": {"kind": "hr_only", "gt_dir": str(folder), "cache_images": cache_images},
+                "scale": 1,
+                "lq_patch_size": crop_size,
+                "batch_size": batch_size,
+                "num_workers": 0,
+            },
+            "optimizer": {"name": "adam", "lr": learning_rate, "betas": [0.5, 0.9]},
+            "schedule": {"name": "constant"},
+            "train": {
+                "total_iters": iterations,
+                "seed": seed,
+                "ema_decay": 0.0,
+                "log_every_iters": log_every_iters,
+                "validate_every_iters": 0,
+                "checkpoint_every_iters": min(iterations, 500),
+                "keep_checkpoints": 2,
+                "tensorboard": False,
+                "device": device,
+            },
+            "evaluation": {"y_channel": False, "crop_border": 0},
+            "codebook": {
+                "codebook_weight": codebook_weight,
+                "adversarial_weight": adversarial_weight,
+                "adversarial_start_iters": adversarial_start_iteration,
+                "discriminator_lr": learning_rate,
+                "restart_every_iters": restart_every_iters,
+            },
+        },
+        source="train-codebook",
+    )
 
     # Fixed evaluation crops (no flips), measured on the initial network (the engine seeds it the same way).
     crops = build_dataset(config.data.train, 1, crop_size, augment=False)
-    evaluation_images = torch.stack([crops[(index % len(crops), seed_for(seed, "evaluation", index))]["gt"]
-                                     for index in range(evaluation_crops)])
+    evaluation_images = torch.stack(
+        [crops[(index % len(crops), seed_for(seed, "evaluation", index))]["gt"] for index in range(evaluation_crops)]
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         initial_network = construct_network("vq_autoencoder", network["options"]).to(target)
     initial = evaluate(initial_network, evaluation_images, batch_size, target)
     progress = Progress(iterations, stream=stream, label="codebook")
-    progress.message(f"train-codebook: {len(crops)} images, "
-                     f"{sum(p.numel() for p in initial_network.parameters()) / 1e6:.2f}M parameters, {n_embed} codes, "
-                     f"on {target}; initial PSNR {initial['psnr']:.2f} dB, {initial['used_codes']}/{n_embed} codes used")
+    progress.message(
+        f"train-codebook: {len(crops)} images, "
+        f"{sum(p.numel() for p in initial_network.parameters()) / 1e6:.2f}M parameters, {n_embed} codes, "
+        f"on {target}; initial PSNR {initial['psnr']:.2f} dB, {initial['used_codes']}/{n_embed} codes used"
+    )
 
     run_log = RunLog(run_dir, tensorboard=False)
     run_log.event(0, evaluation=initial)
@@ -229,24 +279,49 @@ def train_codebook(
     weights = trained.encoder_state_dict() if encoder_only else trained.state_dict()
     state_dict = {name: tensor.detach().cpu() for name, tensor in weights.items()}
     if "discriminator" in method_state and not encoder_only:  # taming's names; build_vqgan ignores loss.*
-        state_dict.update({f"loss.discriminator.{name}": tensor
-                           for name, tensor in method_state["discriminator"].items()})
-    training = {"images": str(images), "iterations": iterations, "batch_size": batch_size, "crop_size": crop_size,
-                "learning_rate": learning_rate, "beta": beta, "codebook_weight": codebook_weight,
-                "adversarial_weight": adversarial_weight, "adversarial_start_iteration": adversarial_start_iteration,
-                "restart_every_iters": restart_every_iters, "seed": seed, "device": str(target),
-                "torch": str(torch.__version__)}
-    save_torch_atomic({"state_dict": state_dict,
-                       "vqgan_config": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig},
-                       "input_range": INPUT_RANGE, "training": training, "statistics": final}, output)
+        state_dict.update(
+            {f"loss.discriminator.{name}": tensor for name, tensor in method_state["discriminator"].items()}
+        )
+    training = {
+        "images": str(images),
+        "iterations": iterations,
+        "batch_size": batch_size,
+        "crop_size": crop_size,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "codebook_weight": codebook_weight,
+        "adversarial_weight": adversarial_weight,
+        "adversarial_start_iteration": adversarial_start_iteration,
+        "restart_every_iters": restart_every_iters,
+        "seed": seed,
+        "device": str(target),
+        "torch": str(torch.__version__),
+    }
+    save_torch_atomic(
+        {
+            "state_dict": state_dict,
+            "vqgan_config": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig},
+            "input_range": INPUT_RANGE,
+            "training": training,
+            "statistics": final,
+        },
+        output,
+    )
     restarted = int(method_state["restarted_codes"])
     progress.message(
         f"train-codebook: {final['used_codes']}/{n_embed} codes used ({100 * final['used_fraction']:.0f}%), perplexity "
         f"{final['perplexity']:.1f}, reconstruction PSNR {final['psnr']:.2f} dB (was {initial['psnr']:.2f}) on "
         f"{evaluation_crops} crops; {restarted} codes restarted; {seconds:.0f} s. Saved {output} "
-        f"(use it with dckd.vqgan_input_range: {INPUT_RANGE})")
-    return {**final, "initial": initial, "iterations": iterations, "seconds": seconds,
-            "restarted_codes": restarted, "output": str(output)}
+        f"(use it with dckd.vqgan_input_range: {INPUT_RANGE})"
+    )
+    return {
+        **final,
+        "initial": initial,
+        "iterations": iterations,
+        "seconds": seconds,
+        "restarted_codes": restarted,
+        "output": str(output),
+    }
 
 
 def _check_image_sizes(paths: Sequence[Path], crop_size: int) -> None:
@@ -258,15 +333,31 @@ def _check_image_sizes(paths: Sequence[Path], crop_size: int) -> None:
         except OSError:
             continue  # the engine's data check names the file and the reason
         if min(height, width) < crop_size:
-            raise DatasetError(f"'{path}' is {height}x{width}, smaller than the crop size {crop_size} (--crop-size); "
-                               "remove it or choose a smaller crop")
+            raise DatasetError(
+                f"'{path}' is {height}x{width}, smaller than the crop size {crop_size} (--crop-size); "
+                "remove it or choose a smaller crop"
+            )
 
 
-def _check_arguments(iterations: int, batch_size: int, crop_size: int, ch: int, ch_mult: Sequence[int],
-                     n_embed: int, log_every_iters: int, restart_every_iters: int, evaluation_crops: int) -> None:
+def _check_arguments(
+    iterations: int,
+    batch_size: int,
+    crop_size: int,
+    ch: int,
+    ch_mult: Sequence[int],
+    n_embed: int,
+    log_every_iters: int,
+    restart_every_iters: int,
+    evaluation_crops: int,
+) -> None:
     """Errors that name the command-line option, before any image is read."""
-    for option, value in (("--iterations", iterations), ("--batch-size", batch_size), ("--n-embed", n_embed),
-                          ("--log-every", log_every_iters), ("--evaluation-crops", evaluation_crops)):
+    for option, value in (
+        ("--iterations", iterations),
+        ("--batch-size", batch_size),
+        ("--n-embed", n_embed),
+        ("--log-every", log_every_iters),
+        ("--evaluation-crops", evaluation_crops),
+    ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1, got {value}")
     if restart_every_iters < 0:
@@ -275,12 +366,16 @@ def _check_arguments(iterations: int, batch_size: int, crop_size: int, ch: int, 
         raise ConfigError("--ch-mult needs at least one level")
     factor = 2 ** (len(ch_mult) - 1)
     if crop_size < factor or crop_size % factor:
-        raise ConfigError(f"--crop-size {crop_size} must be a multiple of {factor} (2 ** (levels - 1), "
-                        f"{len(ch_mult)} levels in --ch-mult)")
+        raise ConfigError(
+            f"--crop-size {crop_size} must be a multiple of {factor} (2 ** (levels - 1), "
+            f"{len(ch_mult)} levels in --ch-mult)"
+        )
     widths = [ch * multiplier for multiplier in ch_mult]
     if any(width % 32 for width in widths):
-        raise ConfigError(f"--ch {ch} x --ch-mult {list(ch_mult)} gives widths {widths}; every width must be a "
-                        "multiple of 32 (GroupNorm with 32 groups)")
+        raise ConfigError(
+            f"--ch {ch} x --ch-mult {list(ch_mult)} gives widths {widths}; every width must be a "
+            "multiple of 32 (GroupNorm with 32 groups)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,9 +391,11 @@ def _integers(text: str) -> list[int]:
 
 def add_train_codebook_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``dckd train-codebook`` (defaults as ``train_codebook``'s)."""
-    parser.description = ("Train a VQGAN-style encoder and codebook (taming's architecture) on a folder of images, "
-                          "for DCKD's feature and codebook losses. Use the result with "
-                          f"vqgan.checkpoint=<output> and dckd.vqgan_input_range={INPUT_RANGE}.")
+    parser.description = (
+        "Train a VQGAN-style encoder and codebook (taming's architecture) on a folder of images, "
+        "for DCKD's feature and codebook losses. Use the result with "
+        f"vqgan.checkpoint=<output> and dckd.vqgan_input_range={INPUT_RANGE}."
+    )
     parser.add_argument("images", help="folder of training images, or 'bundled' for the bundled training photographs")
     parser.add_argument("--output", "-o", required=True, help="checkpoint to write (.pth)")
     parser.add_argument("--iterations", type=int, default=2000, help="optimizer steps (default 2000)")
@@ -307,22 +404,35 @@ def add_train_codebook_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     architecture = parser.add_argument_group("architecture (taming ddconfig)")
     architecture.add_argument("--ch", type=int, default=32, help="base width (default 32; official VQGAN 128)")
-    architecture.add_argument("--ch-mult", type=_integers, default=list(DEFAULT_CH_MULT),
-                              help="width multiplier per level (default 1,1,2,2,4: five levels, as DCKD expects)")
+    architecture.add_argument(
+        "--ch-mult",
+        type=_integers,
+        default=list(DEFAULT_CH_MULT),
+        help="width multiplier per level (default 1,1,2,2,4: five levels, as DCKD expects)",
+    )
     architecture.add_argument("--num-res-blocks", type=int, default=1, help="ResnetBlocks per level (default 1)")
-    architecture.add_argument("--attn-resolutions", type=_integers, default=[],
-                              help="nominal resolutions with attention, e.g. 16 (default: none besides the middle)")
+    architecture.add_argument(
+        "--attn-resolutions",
+        type=_integers,
+        default=[],
+        help="nominal resolutions with attention, e.g. 16 (default: none besides the middle)",
+    )
     architecture.add_argument("--z-channels", type=int, default=64, help="encoder output channels (default 64)")
     architecture.add_argument("--embed-dim", type=int, default=64, help="codebook vector size (default 64)")
     architecture.add_argument("--n-embed", type=int, default=256, help="number of codes (default 256)")
     losses = parser.add_argument_group("losses")
     losses.add_argument("--beta", type=float, default=0.25, help="commitment weight inside the quantizer loss")
     losses.add_argument("--codebook-weight", type=float, default=1.0, help="weight of the quantizer loss")
-    losses.add_argument("--adversarial-weight", type=float, default=0.0,
-                        help="PatchGAN generator weight (default 0: no discriminator)")
+    losses.add_argument(
+        "--adversarial-weight", type=float, default=0.0, help="PatchGAN generator weight (default 0: no discriminator)"
+    )
     losses.add_argument("--adversarial-start", type=int, default=0, help="first iteration of the adversarial part")
-    losses.add_argument("--restart-every", type=int, default=200,
-                        help="dead-code restart interval in iterations (0 = never; default 200)")
+    losses.add_argument(
+        "--restart-every",
+        type=int,
+        default=200,
+        help="dead-code restart interval in iterations (0 = never; default 200)",
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -330,20 +440,39 @@ def add_train_codebook_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--log-dir", help="where log.jsonl goes (default: <output stem>-log beside the output)")
     run.add_argument("--evaluation-crops", type=int, default=64, help="fixed crops for the usage/PSNR report")
     run.add_argument("--no-cache", action="store_true", help="decode images per crop instead of keeping them in memory")
-    run.add_argument("--encoder-only", action="store_true",
-                     help="save only the encoder, quant_conv and codebook (what DCKD loads; about half the size)")
+    run.add_argument(
+        "--encoder-only",
+        action="store_true",
+        help="save only the encoder, quant_conv and codebook (what DCKD loads; about half the size)",
+    )
 
 
 def run_train_codebook_command(arguments: argparse.Namespace) -> int:
     train_codebook(
-        arguments.images, arguments.output, iterations=arguments.iterations, batch_size=arguments.batch_size,
-        crop_size=arguments.crop_size, learning_rate=arguments.lr, ch=arguments.ch, ch_mult=arguments.ch_mult,
-        num_res_blocks=arguments.num_res_blocks, attn_resolutions=arguments.attn_resolutions,
-        z_channels=arguments.z_channels, embed_dim=arguments.embed_dim, n_embed=arguments.n_embed,
-        beta=arguments.beta, codebook_weight=arguments.codebook_weight,
-        adversarial_weight=arguments.adversarial_weight, adversarial_start_iteration=arguments.adversarial_start,
-        restart_every_iters=arguments.restart_every, evaluation_crops=arguments.evaluation_crops, seed=arguments.seed,
-        device=arguments.device, log_every_iters=arguments.log_every, log_dir=arguments.log_dir,
-        cache_images=not arguments.no_cache, encoder_only=arguments.encoder_only,
+        arguments.images,
+        arguments.output,
+        iterations=arguments.iterations,
+        batch_size=arguments.batch_size,
+        crop_size=arguments.crop_size,
+        learning_rate=arguments.lr,
+        ch=arguments.ch,
+        ch_mult=arguments.ch_mult,
+        num_res_blocks=arguments.num_res_blocks,
+        attn_resolutions=arguments.attn_resolutions,
+        z_channels=arguments.z_channels,
+        embed_dim=arguments.embed_dim,
+        n_embed=arguments.n_embed,
+        beta=arguments.beta,
+        codebook_weight=arguments.codebook_weight,
+        adversarial_weight=arguments.adversarial_weight,
+        adversarial_start_iteration=arguments.adversarial_start,
+        restart_every_iters=arguments.restart_every,
+        evaluation_crops=arguments.evaluation_crops,
+        seed=arguments.seed,
+        device=arguments.device,
+        log_every_iters=arguments.log_every,
+        log_dir=arguments.log_dir,
+        cache_images=not arguments.no_cache,
+        encoder_only=arguments.encoder_only,
     )
     return 0

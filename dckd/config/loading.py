@@ -71,7 +71,9 @@ def _convert(value: Any, annotation: Any, path: str) -> Any:
         if origin is tuple and len(arguments) > 0 and arguments[-1] is not Ellipsis:
             if len(value) != len(arguments):
                 raise ConfigError(f"{path}: expected {len(arguments)} values, got {len(value)}: {value!r}")
-            return tuple(_convert(item, argument, f"{path}[{i}]") for i, (item, argument) in enumerate(zip(value, arguments)))
+            return tuple(
+                _convert(item, argument, f"{path}[{i}]") for i, (item, argument) in enumerate(zip(value, arguments))
+            )
         item_type = arguments[0] if arguments else Any
         return tuple(_convert(item, item_type, f"{path}[{i}]") for i, item in enumerate(value))
     if origin is dict:
@@ -79,7 +81,8 @@ def _convert(value: Any, annotation: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         key_type, value_type = typing.get_args(annotation) or (Any, Any)
         return {
-            _convert(key, key_type, f"{path} key"): _convert(item, value_type, f"{path}.{key}") for key, item in value.items()
+            _convert(key, key_type, f"{path} key"): _convert(item, value_type, f"{path}.{key}")
+            for key, item in value.items()
         }
     if dataclasses.is_dataclass(annotation):
         if dataclasses.is_dataclass(value) and type(value) is annotation:

@@ -176,15 +176,19 @@ def _network(reader: _Reader, section: str) -> dict | None:
         raise reader.error(section, "expected a mapping with a 'type' (SwinIR, RCAN, EDSR, NAFNet, Restormer)")
     network_type = raw["type"]
     if network_type not in NETWORK_TYPES:
-        raise reader.error(f"{section}.type", f"network type {network_type!r} is not supported; "
-                                              f"expected one of {', '.join(NETWORK_TYPES)}")
+        raise reader.error(
+            f"{section}.type",
+            f"network type {network_type!r} is not supported; expected one of {', '.join(NETWORK_TYPES)}",
+        )
     backbone = NETWORK_TYPES[network_type]
     options = {key: value for key, value in raw.items() if key != "type"}
     accepted = list(inspect.signature(BACKBONES[backbone]).parameters)
     unknown = [key for key in options if key not in accepted]
     if unknown:
-        raise reader.error(f"{section}.{unknown[0]}", f"{network_type} takes no parameter {unknown[0]!r}; "
-                                                      f"it accepts: {', '.join(accepted)}")
+        raise reader.error(
+            f"{section}.{unknown[0]}",
+            f"{network_type} takes no parameter {unknown[0]!r}; it accepts: {', '.join(accepted)}",
+        )
     full = _full_arguments(backbone, options)
     for preset, (preset_backbone, preset_options) in PRESETS.items():
         if preset_backbone == backbone and _full_arguments(backbone, preset_options) == full:
@@ -212,9 +216,11 @@ def _vqgan(reader: _Reader, notes: list[str]) -> dict:
     if checkpoint:
         section["checkpoint"] = checkpoint
     if reader.get("path.strict_load_vqgan") is False or "checkpoint" in section:
-        notes.append("VQGAN: the published code loads it with strict=False, so a wrong checkpoint silently leaves "
-                     "a random encoder; dckd loads it strictly (decoder and loss weights of last.ckpt are ignored "
-                     "by name) and stops on any other mismatch")
+        notes.append(
+            "VQGAN: the published code loads it with strict=False, so a wrong checkpoint silently leaves "
+            "a random encoder; dckd loads it strictly (decoder and loss weights of last.ckpt are ignored "
+            "by name) and stops on any other mismatch"
+        )
     return section
 
 
@@ -228,8 +234,10 @@ def _checkpoint(reader: _Reader, network: dict | None, suffix: str, notes: list[
         if key:
             network["checkpoint_key"] = key
     if reader.get_silently(f"path.strict_load_{suffix}") is False:
-        notes.append(f"path.strict_load_{suffix}: false: dckd loads the {role} strictly (a missing or unexpected "
-                     "key is an error)")
+        notes.append(
+            f"path.strict_load_{suffix}: false: dckd loads the {role} strictly (a missing or unexpected "
+            "key is an error)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,27 +246,37 @@ def _checkpoint(reader: _Reader, network: dict | None, suffix: str, notes: list[
 def _paired(reader: _Reader, section: str, notes: list[str]) -> dict | None:
     dataset_type = reader.get(f"{section}.type")
     if dataset_type not in ("PairedImageDataset", None):
-        notes.append(f"{section}: dataset type {dataset_type!r} is not supported (only PairedImageDataset); "
-                     "this dataset is left out")
+        notes.append(
+            f"{section}: dataset type {dataset_type!r} is not supported (only PairedImageDataset); "
+            "this dataset is left out"
+        )
         reader.read.add(section)
         return None
     io_backend = reader.get_silently(f"{section}.io_backend") or {}
     if isinstance(io_backend, dict) and io_backend.get("type", "disk") != "disk":
-        raise reader.error(f"{section}.io_backend.type", f"{io_backend['type']!r} is not supported; dckd reads "
-                                                          "image folders (io_backend type disk)")
+        raise reader.error(
+            f"{section}.io_backend.type",
+            f"{io_backend['type']!r} is not supported; dckd reads image folders (io_backend type disk)",
+        )
     reader.read.add(f"{section}.io_backend")
     gt_dir, lq_dir = reader.get(f"{section}.dataroot_gt"), reader.get(f"{section}.dataroot_lq")
     if not gt_dir or not lq_dir:
         raise reader.error(section, "expected dataroot_gt and dataroot_lq")
-    dataset = {"kind": "paired", "gt_dir": gt_dir, "lq_dir": lq_dir,
-               "filename_template": reader.get(f"{section}.filename_tmpl", "{}")}
+    dataset = {
+        "kind": "paired",
+        "gt_dir": gt_dir,
+        "lq_dir": lq_dir,
+        "filename_template": reader.get(f"{section}.filename_tmpl", "{}"),
+    }
     name = reader.get(f"{section}.name")
     if name:
         dataset["name"] = name
     reader.read.add(f"{section}.type")
     if reader.get(f"{section}.meta_info_file"):
-        notes.append(f"{section}.meta_info_file: not representable; dckd pairs every image of dataroot_gt with its "
-                     "LQ file (a meta-info list that selects a subset is ignored)")
+        notes.append(
+            f"{section}.meta_info_file: not representable; dckd pairs every image of dataroot_gt with its "
+            "LQ file (a meta-info list that selects a subset is ignored)"
+        )
     return dataset
 
 
@@ -274,19 +292,23 @@ def _data(reader: _Reader, scale: int, num_gpu: int, notes: list[str]) -> dict:
         hflip, rotate = reader.get("datasets.train.use_hflip", False), reader.get("datasets.train.use_rot", False)
         data["augment"] = bool(hflip or rotate)
         if bool(hflip) != bool(rotate):
-            notes.append("datasets.train.use_hflip / use_rot: only one is on; dckd augments with flips and "
-                         "transposes together (data.augment: true) or not at all")
+            notes.append(
+                "datasets.train.use_hflip / use_rot: only one is on; dckd augments with flips and "
+                "transposes together (data.augment: true) or not at all"
+            )
         per_gpu = reader.number("datasets.train.batch_size_per_gpu", integer=True)
         if per_gpu is not None:
             data["batch_size"] = per_gpu * num_gpu
-            notes.append(f"batch: datasets.train.batch_size_per_gpu {per_gpu} x num_gpu {num_gpu} = data.batch_size "
-                         f"{per_gpu * num_gpu} (dckd's batch is global; run with torchrun --nproc_per_node="
-                         f"{num_gpu} to keep {per_gpu} per GPU)")
+            notes.append(
+                f"batch: datasets.train.batch_size_per_gpu {per_gpu} x num_gpu {num_gpu} = data.batch_size "
+                f"{per_gpu * num_gpu} (dckd's batch is global; run with torchrun --nproc_per_node="
+                f"{num_gpu} to keep {per_gpu} per GPU)"
+            )
         workers = reader.number("datasets.train.num_worker_per_gpu", integer=True)
         if workers is not None:
             data["num_workers"] = workers
     validation = []
-    for key in (reader.get_silently("datasets") or {}):
+    for key in reader.get_silently("datasets") or {}:
         if key != "train" and (key.split("_")[0] == "val" or key.startswith("test")):
             dataset = _paired(reader, f"datasets.{key}", notes)
             if dataset is not None:
@@ -322,9 +344,11 @@ def _schedule(reader: _Reader) -> dict:
     scheduler_type = reader.get("train.scheduler.type")
     prefix = "train.scheduler"
     if scheduler_type == "MultiStepLR":
-        return {"name": "multistep",
-                "milestones_iters": [int(value) for value in reader.get(f"{prefix}.milestones", [])],
-                "gamma": reader.number(f"{prefix}.gamma", 0.1)}
+        return {
+            "name": "multistep",
+            "milestones_iters": [int(value) for value in reader.get(f"{prefix}.milestones", [])],
+            "gamma": reader.number(f"{prefix}.gamma", 0.1),
+        }
     if scheduler_type in ("CosineAnnealingRestartLR", "CosineAnnealingRestartCyclicLR"):
         periods = [int(value) for value in reader.get(f"{prefix}.periods")]
         weights = [float(value) for value in reader.get(f"{prefix}.restart_weights", [1] * len(periods))]
@@ -334,11 +358,17 @@ def _schedule(reader: _Reader) -> dict:
             eta_min = [float(value) for value in reader.get(f"{prefix}.eta_mins", [0.0] * len(periods))]
         return {"name": "cosine", "periods_iters": periods, "restart_weights": weights, "eta_min": eta_min}
     if scheduler_type == "TrueCosineAnnealingLR":
-        return {"name": "cosine", "periods_iters": [reader.number(f"{prefix}.T_max", integer=True)],
-                "eta_min": [reader.number(f"{prefix}.eta_min", 0.0)]}
-    raise reader.error(f"{prefix}.type", f"{scheduler_type!r} is not supported; expected MultiStepLR, "
-                                         "CosineAnnealingRestartLR, CosineAnnealingRestartCyclicLR or "
-                                         "TrueCosineAnnealingLR")
+        return {
+            "name": "cosine",
+            "periods_iters": [reader.number(f"{prefix}.T_max", integer=True)],
+            "eta_min": [reader.number(f"{prefix}.eta_min", 0.0)],
+        }
+    raise reader.error(
+        f"{prefix}.type",
+        f"{scheduler_type!r} is not supported; expected MultiStepLR, "
+        "CosineAnnealingRestartLR, CosineAnnealingRestartCyclicLR or "
+        "TrueCosineAnnealingLR",
+    )
 
 
 def _loss_weight(reader: _Reader, section: str, expected_types: Iterable[str] | None = ("L1Loss",)) -> float:
@@ -348,8 +378,9 @@ def _loss_weight(reader: _Reader, section: str, expected_types: Iterable[str] | 
         return 0.0
     loss_type = reader.get_silently(f"{section}.type")
     if loss_type is not None and expected_types is not None and loss_type not in expected_types:
-        raise reader.error(f"{section}.type", f"{loss_type!r} is not supported here; expected "
-                                              f"{' or '.join(expected_types)}")
+        raise reader.error(
+            f"{section}.type", f"{loss_type!r} is not supported here; expected {' or '.join(expected_types)}"
+        )
     reduction = reader.get_silently(f"{section}.reduction")
     if reduction not in (None, "mean"):
         raise reader.error(f"{section}.reduction", f"{reduction!r} is not supported; dckd averages (mean)")
@@ -360,8 +391,9 @@ def _method(reader: _Reader, method: str, notes: list[str], ema_decay: float) ->
     section: dict[str, Any] = {}
     pixel_type = reader.get_silently("train.pixel_opt.type") or "L1Loss"
     if pixel_type not in RECONSTRUCTION_TYPES:
-        raise reader.error("train.pixel_opt.type", f"{pixel_type!r} is not supported; expected "
-                                                    f"{' or '.join(RECONSTRUCTION_TYPES)}")
+        raise reader.error(
+            "train.pixel_opt.type", f"{pixel_type!r} is not supported; expected {' or '.join(RECONSTRUCTION_TYPES)}"
+        )
     section["reconstruction_loss"] = RECONSTRUCTION_TYPES[pixel_type]
     section["reconstruction_weight"] = _loss_weight(reader, "train.pixel_opt", RECONSTRUCTION_TYPES)
     if pixel_type == "CharbonnierLoss" and reader.number("train.pixel_opt.eps", 1e-12) != 1e-12:
@@ -381,15 +413,21 @@ def _method(reader: _Reader, method: str, notes: list[str], ema_decay: float) ->
         for key, kind in DEGRADATION_PROBABILITIES.items():
             probability = reader.number(f"{cl}.{key}", 0.0)
             if probability not in (0.0, 1.0):
-                raise reader.error(f"{cl}.{key}", f"probability {probability:g} cannot be represented: dckd applies "
-                                                  "each listed degradation to every degraded negative (1) or none "
-                                                  "(0); set it to 0 or 1, or use dckd's config with "
-                                                  "dckd.degradations")
+                raise reader.error(
+                    f"{cl}.{key}",
+                    f"probability {probability:g} cannot be represented: dckd applies "
+                    "each listed degradation to every degraded negative (1) or none "
+                    "(0); set it to 0 or 1, or use dckd's config with "
+                    "dckd.degradations",
+                )
             if probability == 1.0:
                 degradations.append(kind)
         if num_neg > 0 and not degradations:
-            raise reader.error(cl, f"num_neg {num_neg} with every *_prob at 0 means undegraded copies of the clean "
-                                   "negative, which dckd does not represent; turn one degradation on")
+            raise reader.error(
+                cl,
+                f"num_neg {num_neg} with every *_prob at 0 means undegraded copies of the clean "
+                "negative, which dckd does not represent; turn one degradation on",
+            )
         section["degradations"] = degradations or ["noise"]
         step = reader.number(f"{cl}.step", 1000, integer=True)
         section["history"] = {
@@ -399,20 +437,28 @@ def _method(reader: _Reader, method: str, notes: list[str], ema_decay: float) ->
             "interval_growth_iters": step,
             "interval_growth_every_iters": PUBLISHED_HISTORY_GROWTH_EVERY_ITERS,
         }
-        notes.append(f"negatives: num_neg {num_neg} -> dckd.num_negatives {num_neg + 1} (the history model on the "
-                     f"clean input plus {num_neg} degraded copies: {', '.join(degradations) or 'none'})")
-        notes.append(f"history schedule: the published code updates every {step} / {2 * step} / {3 * step} "
-                     "iterations over iterations 1-100k / 100k-200k / 200k-300k and fails past 300k; dckd continues "
-                     f"the pattern for any length and saves the history model in checkpoints (the published code "
-                     "loses it on resume)")
+        notes.append(
+            f"negatives: num_neg {num_neg} -> dckd.num_negatives {num_neg + 1} (the history model on the "
+            f"clean input plus {num_neg} degraded copies: {', '.join(degradations) or 'none'})"
+        )
+        notes.append(
+            f"history schedule: the published code updates every {step} / {2 * step} / {3 * step} "
+            "iterations over iterations 1-100k / 100k-200k / 200k-300k and fails past 300k; dckd continues "
+            f"the pattern for any length and saves the history model in checkpoints (the published code "
+            "loses it on resume)"
+        )
         if ema_decay <= 0:
-            notes.append("train.ema_decay is 0: the published code needs the EMA student for its history model and "
-                         "fails without it; dckd uses the live student as the history source instead")
+            notes.append(
+                "train.ema_decay is 0: the published code needs the EMA student for its history model and "
+                "fails without it; dckd uses the live student as the history source instead"
+            )
     section["codebook_weight"] = _loss_weight(reader, "train.ce_opt", None)
     if section["codebook_weight"] > 0:
         section["codebook_formula"] = "released"
-        notes.append("codebook term: the released formula (a second softmax over probabilities) is kept; "
-                     "--set dckd.codebook_formula=paper gives the paper's Eq. 9")
+        notes.append(
+            "codebook term: the released formula (a second softmax over probabilities) is kept; "
+            "--set dckd.codebook_formula=paper gives the paper's Eq. 9"
+        )
     if section["contrastive_weight"] > 0 or section["codebook_weight"] > 0:
         section["vqgan_input_range"] = "zero_one"
     section["lcr_weight"] = _loss_weight(reader, "train.lcr_opt")
@@ -421,12 +467,16 @@ def _method(reader: _Reader, method: str, notes: list[str], ema_decay: float) ->
     if section["lcr_weight"] > 0:
         section["lcr_side"] = "teacher"
         section["lcr_probability"] = 0.5 if probability is None else probability
-        notes.append(f"label consistency (DCKD*): teacher-side, weight {section['lcr_weight']:g}, each invertible "
-                     f"augmentation per sample with probability {section['lcr_probability']:g}"
-                     + (f" (read from {probability_path})" if probability is not None else " (released default)"))
+        notes.append(
+            f"label consistency (DCKD*): teacher-side, weight {section['lcr_weight']:g}, each invertible "
+            f"augmentation per sample with probability {section['lcr_probability']:g}"
+            + (f" (read from {probability_path})" if probability is not None else " (released default)")
+        )
     elif probability is not None:
-        notes.append(f"{probability_path}: read as the label-consistency augmentation probability, but lcr_opt is "
-                     "absent, so it has no effect")
+        notes.append(
+            f"{probability_path}: read as the label-consistency augmentation probability, but lcr_opt is "
+            "absent, so it has no effect"
+        )
     for key in ("noisy", "train.noisy"):
         if reader.get_silently(key) is not None:
             reader.read.add(key)
@@ -452,8 +502,10 @@ def convert_published_options(raw: dict, source: str = "options") -> tuple[dict,
     num_gpu_value = reader.get("num_gpu", 1)
     if num_gpu_value == "auto":
         num_gpu = 1
-        notes.append("num_gpu: auto: the batch is taken as batch_size_per_gpu x 1; set data.batch_size to the "
-                     "global batch you want")
+        notes.append(
+            "num_gpu: auto: the batch is taken as batch_size_per_gpu x 1; set data.batch_size to the "
+            "global batch you want"
+        )
     else:
         num_gpu = reader.number("num_gpu", 1, integer=True)
     config: dict[str, Any] = {"name": reader.get("name", "published"), "method": method}
@@ -473,13 +525,17 @@ def convert_published_options(raw: dict, source: str = "options") -> tuple[dict,
         notes.append("network_t: ignored by method scratch")
     history = reader.get("network_his")
     if history is not None and history != raw.get("network_g"):
-        notes.append("network_his differs from network_g: dckd's history model is always a copy of the student; "
-                     "network_his is ignored")
+        notes.append(
+            "network_his differs from network_g: dckd's history model is always a copy of the student; "
+            "network_his is ignored"
+        )
     if reader.get("path.pretrain_network_his"):
         notes.append("path.pretrain_network_his: ignored; the history model starts as a copy of the student")
     if reader.get("path.resume_state"):
-        notes.append(f"path.resume_state: not an option in dckd; pass --resume {reader.get('path.resume_state')} "
-                     "(a BasicSR training state cannot be resumed by dckd)")
+        notes.append(
+            f"path.resume_state: not an option in dckd; pass --resume {reader.get('path.resume_state')} "
+            "(a BasicSR training state cannot be resumed by dckd)"
+        )
 
     data = _data(reader, scale, num_gpu, notes)
     data["task"] = "sr" if scale > 1 else "deblur"
@@ -503,7 +559,7 @@ def convert_published_options(raw: dict, source: str = "options") -> tuple[dict,
     evaluation: dict[str, Any] = {}
     if reader.has("val.val_freq"):
         config["train"]["validate_every_iters"] = reader.number("val.val_freq", integer=True)
-    for metric in (reader.get_silently("val.metrics") or {}):
+    for metric in reader.get_silently("val.metrics") or {}:
         prefix = f"val.metrics.{metric}"
         reader.read.add(f"{prefix}.type")
         if reader.has(f"{prefix}.crop_border"):
@@ -515,8 +571,7 @@ def convert_published_options(raw: dict, source: str = "options") -> tuple[dict,
     if scale == 1 and evaluation.get("y_channel"):
         data["task"] = "derain"
     if scale == 1:
-        notes.append(f"scale 1: task {data['task']!r} (deraining when validation is on the Y channel, else "
-                     "deblurring)")
+        notes.append(f"scale 1: task {data['task']!r} (deraining when validation is on the Y channel, else deblurring)")
     if reader.get("val.save_img"):
         notes.append("val.save_img: dckd's validation saves no images; use dckd test --save-images on the weights")
     config["data"], config["evaluation"] = data, evaluation
@@ -532,8 +587,10 @@ def convert_published_options(raw: dict, source: str = "options") -> tuple[dict,
         notes.append("logger.wandb: not supported; dckd logs to log.jsonl and TensorBoard")
     config[method] = section
     if reader.get_silently("dist_params") is not None:
-        notes.append(f"dist_params: ignored; torchrun sets up the processes (torchrun --nproc_per_node={num_gpu} "
-                     f"-m dckd train {source})")
+        notes.append(
+            f"dist_params: ignored; torchrun sets up the processes (torchrun --nproc_per_node={num_gpu} "
+            f"-m dckd train {source})"
+        )
 
     for path in reader.unread():
         notes.append(f"{path}: not understood; ignored")

@@ -15,8 +15,9 @@ def print_note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
 
-def read_config(path: str | Path, overrides: list[str] | None = None,
-                note: Callable[[str], None] = print_note) -> Config:
+def read_config(
+    path: str | Path, overrides: list[str] | None = None, note: Callable[[str], None] = print_note
+) -> Config:
     """The validated ``Config`` of ``path``: a dckd config, or an options file of the published code, converted
     (``dckd.config.published``) with a ``note(text)`` (default: printed to stderr) for every key it does not
     use as written and every fact worth knowing."""

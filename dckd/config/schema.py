@@ -226,8 +226,10 @@ class TrainConfig:
         for name in ("log_every_iters", "checkpoint_every_iters", "keep_checkpoints", "max_consecutive_nonfinite"):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _require(self.validate_every_iters >= 0, "validate_every_iters must be >= 0")
-        _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-                 f"device {self.device!r}: expected auto, cpu, cuda or cuda:N")
+        _require(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            f"device {self.device!r}: expected auto, cpu, cuda or cuda:N",
+        )
 
 
 @dataclass
@@ -286,12 +288,16 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ConfigError(f"method: {self.method!r} is not a method; accepted values: {', '.join(map(repr, METHODS))}")
+            raise ConfigError(
+                f"method: {self.method!r} is not a method; accepted values: {', '.join(map(repr, METHODS))}"
+            )
         options_class = METHODS[self.method].Options
         if self.method_options is None:
             self.method_options = options_class()
         if type(self.method_options) is not options_class:
-            raise ConfigError(f"{self.method}: expected {options_class.__name__}, got {type(self.method_options).__name__}")
+            raise ConfigError(
+                f"{self.method}: expected {options_class.__name__}, got {type(self.method_options).__name__}"
+            )
         needs = self.needs
         if needs.teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a teacher: set the 'teacher' section")
@@ -304,12 +310,16 @@ class Config:
         # ``config.dckd`` reads the selected method's options by the section's name.
         if name in METHODS and name == self.__dict__.get("method"):
             return self.__dict__["method_options"]
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}"
-                             + (f" (method is {self.__dict__.get('method')!r})" if name in METHODS else ""))
+        raise AttributeError(
+            f"{type(self).__name__} has no attribute {name!r}"
+            + (f" (method is {self.__dict__.get('method')!r})" if name in METHODS else "")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form: the method's options under the method's name; it reloads to an equal ``Config``."""
-        data = {field.name: to_dict(getattr(self, field.name)) for field in fields(self) if field.name != "method_options"}
+        data = {
+            field.name: to_dict(getattr(self, field.name)) for field in fields(self) if field.name != "method_options"
+        }
         data[self.method] = to_dict(self.method_options)
         return data
 
@@ -332,20 +342,24 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
     """
     data = apply_overrides(dict(data), list(overrides or []))
     if "method_options" in data:
-        raise ConfigError(f"{source}: method_options: unknown option; put the method's options in the section "
-                          "named like the method (e.g. dckd:)")
+        raise ConfigError(
+            f"{source}: method_options: unknown option; put the method's options in the section "
+            "named like the method (e.g. dckd:)"
+        )
     selected = data.get("method", "scratch")
     if not isinstance(selected, str) or selected not in METHODS:
-        raise ConfigError(f"{source}: method: {selected!r} is not a method; accepted values: "
-                          f"{', '.join(map(repr, METHODS))}")
+        raise ConfigError(
+            f"{source}: method: {selected!r} is not a method; accepted values: {', '.join(map(repr, METHODS))}"
+        )
     for name, method_class in METHODS.items():
         if name == selected or name not in data:
             continue
         section = data.pop(name)
         defaults = to_dict(method_class.Options())
         if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) == defaults):
-            raise ConfigError(f"{source}: section {name!r} is set but method is {selected!r}; remove it or set "
-                              f"method: {name}")
+            raise ConfigError(
+                f"{source}: section {name!r} is set but method is {selected!r}; remove it or set method: {name}"
+            )
     section = data.pop(selected, None)
     options = from_dict(METHODS[selected].Options, section if section is not None else {}, selected)
     return from_dict(Config, {**data, "method_options": options})

@@ -87,7 +87,9 @@ class RestorationDataset(Dataset):
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"dataset '{name}': scale must be a positive integer, got {scale!r}")
         if lq_patch_size is not None and (not isinstance(lq_patch_size, int) or lq_patch_size < 1):
-            raise ValueError(f"dataset '{name}': lq_patch_size must be a positive integer or None, got {lq_patch_size!r}")
+            raise ValueError(
+                f"dataset '{name}': lq_patch_size must be a positive integer or None, got {lq_patch_size!r}"
+            )
         if len(gt_paths) != len(lq_paths):
             raise ValueError(f"dataset '{name}': {len(gt_paths)} GT paths but {len(lq_paths)} LQ paths")
         self.gt_paths = [Path(path) for path in gt_paths]
@@ -118,8 +120,10 @@ class RestorationDataset(Dataset):
         lq, gt = self.load_pixels(index)
         extra = None if self.teacher_outputs is None else self.teacher_outputs.load(self.gt_paths[index])
         if extra is not None and tuple(extra.shape[-2:]) != tuple(gt.shape[-2:]):
-            raise DatasetError(f"teacher-output cache for '{self.gt_paths[index]}' is {tuple(extra.shape[-2:])}, "
-                               f"the GT image is {tuple(gt.shape[-2:])}: the cache does not belong to this data")
+            raise DatasetError(
+                f"teacher-output cache for '{self.gt_paths[index]}' is {tuple(extra.shape[-2:])}, "
+                f"the GT image is {tuple(gt.shape[-2:])}: the cache does not belong to this data"
+            )
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         label = self._describe(index)
         if self.lq_patch_size is not None:
@@ -369,7 +373,9 @@ def _from_match(match: PairMatch, scale: int, missing_pairs: str, options: dict)
     if missing_pairs == "error" and (match.gt_without_lq or match.lq_without_gt):
         raise DatasetError(match.describe_unmatched())
     if not match.pairs:
-        raise DatasetError(f"no image pairs found in '{match.gt_dir}' and '{match.lq_dir}'\n{match.describe_unmatched()}")
+        raise DatasetError(
+            f"no image pairs found in '{match.gt_dir}' and '{match.lq_dir}'\n{match.describe_unmatched()}"
+        )
     return PairedDataset(match.pairs, scale, missing_pairs=match.unmatched(), **options)
 
 
@@ -381,7 +387,9 @@ def parse_key(key: SampleKey, length: int) -> tuple[int, int | None]:
         if len(key) != 2:
             raise TypeError(f"a dataset key is an index or (index, seed), got {key!r}")
         index, seed = int(key[0]), int(key[1])
-    elif (isinstance(key, (int, np.integer)) and not isinstance(key, bool)) or (torch.is_tensor(key) and key.dim() == 0):
+    elif (isinstance(key, (int, np.integer)) and not isinstance(key, bool)) or (
+        torch.is_tensor(key) and key.dim() == 0
+    ):
         index, seed = int(key), None
     else:
         raise TypeError(f"a dataset key is an index or (index, seed), got {key!r}")

@@ -51,9 +51,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         if not entry.name.startswith(".") and entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file()
     )
     if not images:
-        raise DatasetError(
-            f"image folder '{folder}' holds no image (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
+        raise DatasetError(f"image folder '{folder}' holds no image (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return images
 
 

@@ -41,8 +41,17 @@ from PIL import Image, UnidentifiedImageError
 
 from dckd.errors import DatasetError, ImageReadError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DatasetError", "DecodedImage", "ImageReadError", "decode_image", "read_image",
-           "read_image_uint8", "to_uint8", "write_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DatasetError",
+    "DecodedImage",
+    "ImageReadError",
+    "decode_image",
+    "read_image",
+    "read_image_uint8",
+    "to_uint8",
+    "write_image",
+]
 
 # A 16384 x 16384 image: 3 GiB as float32 RGB. Far above any training or benchmark image (DIV2K is
 # 2040 x 1356, 8K frames are 33M pixels) and above Pillow's default guard (89M pixels, which stops
@@ -71,9 +80,7 @@ class DecodedImage:
     """What was done to reach RGB (``"grayscale replicated"``, ``"opaque alpha dropped"``, ...), or None."""
 
 
-def decode_image(
-    path: str | os.PathLike, alpha: str = "error", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> DecodedImage:
+def decode_image(path: str | os.PathLike, alpha: str = "error", max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Fully decode an image file to RGB pixels at their stored precision (see the module docstring).
 
     Args:
@@ -107,7 +114,9 @@ def decode_image(
             finally:
                 Image.MAX_IMAGE_PIXELS = saved_limit
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image (PNG, JPEG, BMP, TIFF or WebP) or a corrupt header") from None
+        raise ImageReadError(
+            path, "not a recognised image (PNG, JPEG, BMP, TIFF or WebP) or a corrupt header"
+        ) from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
     except Exception as error:  # Pillow's header parsers raise assorted types (OSError, SyntaxError, ...).

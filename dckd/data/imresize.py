@@ -144,7 +144,9 @@ def imresize_tensor(images: torch.Tensor, scale: float, antialiasing: bool = Tru
     if not torch.is_tensor(images):
         raise TypeError(f"imresize_tensor takes a torch.Tensor, got {type(images).__name__}; use imresize for numpy")
     if images.dim() not in (3, 4):
-        raise ValueError(f"imresize_tensor expects an (N, C, H, W) or (C, H, W) tensor, got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"imresize_tensor expects an (N, C, H, W) or (C, H, W) tensor, got shape {tuple(images.shape)}"
+        )
     if not images.is_floating_point():
         raise TypeError(f"imresize_tensor expects a float tensor in [0, 1], got dtype {images.dtype}")
     scale = _validated_scale(scale)

@@ -45,16 +45,21 @@ class SyntheticDataset(RestorationDataset):
 
     def __getitem__(self, key):
         index, seed = parse_key(key, len(self))
-        generator = torch.Generator().manual_seed(seed if seed is not None else seed_for(self.base_seed, "synthetic", index))
+        generator = torch.Generator().manual_seed(
+            seed if seed is not None else seed_for(self.base_seed, "synthetic", index)
+        )
         _, clean = self.clean.load_pair(index)
         if self.lq_patch_size is not None:
             patch = self.lq_patch_size
             label = f"'{self.gt_paths[index]}'"
-            top, left = (center_crop_origin(clean, patch, label) if seed is None
-                         else random_crop_origin(clean, patch, generator, label))
+            top, left = (
+                center_crop_origin(clean, patch, label)
+                if seed is None
+                else random_crop_origin(clean, patch, generator, label)
+            )
             # Degrade the crop with a margin, keep the centre: as if the whole image had been degraded.
             region_top, region_left = max(top - MARGIN, 0), max(left - MARGIN, 0)
-            region = clean[:, region_top: top + patch + MARGIN, region_left: left + patch + MARGIN]
+            region = clean[:, region_top : top + patch + MARGIN, region_left : left + patch + MARGIN]
             degraded = synthesize(region, self.task, generator)
             rows = slice(top - region_top, top - region_top + patch)
             columns = slice(left - region_left, left - region_left + patch)

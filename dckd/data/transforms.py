@@ -106,8 +106,9 @@ def paired_random_crop(
     return paired_crop(lq, gt, lq_patch_size, scale, top, left)
 
 
-def random_crop_origin(lq: ArrayOrTensor, lq_patch_size: int, generator: torch.Generator,
-                       name: str = "image") -> tuple[int, int]:
+def random_crop_origin(
+    lq: ArrayOrTensor, lq_patch_size: int, generator: torch.Generator, name: str = "image"
+) -> tuple[int, int]:
     """(top, left) of a uniform random LQ patch position: two ``torch.randint`` draws, top then left."""
     _check_patch_fits(lq, lq_patch_size, name)
     height, width = lq.shape[-2:]

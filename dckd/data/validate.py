@@ -70,7 +70,9 @@ class ValidationReport:
         if len(shown) < len(self.problems):
             lines.append(f"  ... and {len(self.problems) - len(shown)} more problem(s)")
         if self.notes:
-            lines.append("  notes: " + "; ".join(f"{count} file(s): {note}" for note, count in sorted(self.notes.items())))
+            lines.append(
+                "  notes: " + "; ".join(f"{count} file(s): {note}" for note, count in sorted(self.notes.items()))
+            )
         if self.skipped:
             remaining = self.num_items - self.skipped
             lines.append(f"  skipped {self.skipped} of {self.num_items} items (skip_bad); {remaining} remain")

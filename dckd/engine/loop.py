@@ -92,8 +92,15 @@ def _loader(config, context, dataset, stage: int, patch: int, global_batch: int,
     # Its own generator: creating the iterator draws a worker seed, which must not move the global RNG
     # (drop-path) differently in a resumed run than in an uninterrupted one.
     generator = torch.Generator().manual_seed(seed_for(config.train.seed, "loader", stage, context.rank))
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=context.device.type == "cuda",
-                      persistent_workers=False, prefetch_factor=4 if workers else None, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=context.device.type == "cuda",
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        generator=generator,
+    )
 
 
 def _check_data(config: Config, dataset, say, lq_patch_size: int | None = None):
@@ -101,8 +108,9 @@ def _check_data(config: Config, dataset, say, lq_patch_size: int | None = None):
 
     ``lq_patch_size``: the largest training patch of the run (progressive stages grow it)."""
     options = {"lq_patch_size": lq_patch_size} if lq_patch_size else {}
-    dataset, report = check_dataset(dataset, workers=max(config.data.num_workers, 2),
-                                    skip_bad=config.data.skip_bad_files, **options)
+    dataset, report = check_dataset(
+        dataset, workers=max(config.data.num_workers, 2), skip_bad=config.data.skip_bad_files, **options
+    )
     if not report.ok:
         say(report.summary())
     return dataset
@@ -119,8 +127,12 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     return moved
 
 
-def train(config: Config, resume: str | None = None, networks: dict[str, nn.Module] | None = None,
-          datasets: dict[str, Any] | None = None) -> Path:
+def train(
+    config: Config,
+    resume: str | None = None,
+    networks: dict[str, nn.Module] | None = None,
+    datasets: dict[str, Any] | None = None,
+) -> Path:
     """Train as ``config`` says; returns the run folder. ``resume``: a checkpoint path (else auto-resume).
 
     ``networks`` (``student``, ``teacher``, ``vqgan``) and ``datasets`` (``train``, ``validation``: a list)
@@ -136,8 +148,13 @@ def train(config: Config, resume: str | None = None, networks: dict[str, nn.Modu
         distributed.shutdown()
 
 
-def _train(config: Config, context: distributed.Context, resume: str | None, networks: dict[str, nn.Module],
-           datasets: dict[str, Any]) -> Path:
+def _train(
+    config: Config,
+    context: distributed.Context,
+    resume: str | None,
+    networks: dict[str, nn.Module],
+    datasets: dict[str, Any],
+) -> Path:
     run_dir, device, options = config.run_dir, context.device, config.train
     progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else io.StringIO())
     say = progress.message if context.is_main else (lambda text: None)
@@ -153,15 +170,19 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
     if train_set is None:
         if config.data.train is None:
             raise DatasetError("data.train is not set: nothing to train on")
-        train_set = build_dataset(config.data.train, scale, config.data.lq_patch_size, config.data.augment,
-                                  options.seed, missing_pairs)
+        train_set = build_dataset(
+            config.data.train, scale, config.data.lq_patch_size, config.data.augment, options.seed, missing_pairs
+        )
     validation_sets = datasets.get("validation")
     if validation_sets is None:
-        validation_sets = [build_dataset(spec, scale, None, False, missing_pairs=missing_pairs)
-                           for spec in config.data.validation]
+        validation_sets = [
+            build_dataset(spec, scale, None, False, missing_pairs=missing_pairs) for spec in config.data.validation
+        ]
     if config.data.check_files and "train" not in datasets:
         if context.is_main:
-            largest_patch = max([config.data.lq_patch_size] + [stage.lq_patch_size for stage in config.data.progressive])
+            largest_patch = max(
+                [config.data.lq_patch_size] + [stage.lq_patch_size for stage in config.data.progressive]
+            )
             train_set = _check_data(config, train_set, say, largest_patch)
             validation_sets = [_check_data(config, dataset, say) for dataset in validation_sets]
         train_set, validation_sets = distributed.broadcast_object((train_set, validation_sets), context)
@@ -193,7 +214,8 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
     trained = student
     if context.is_distributed:
         trained = torch.nn.parallel.DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None)
+            student, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if options.compile:
         trained = torch.compile(trained)
         if teacher is not None:
@@ -216,8 +238,11 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
         for leftover in remove_partial_writes(run_dir):
             say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
     start_iteration, nonfinite_streak = 0, 0
-    found = (Path(resume), load_checkpoint(Path(resume))) if resume else (
-        latest_valid_checkpoint(run_dir, say) if options.auto_resume else None)
+    found = (
+        (Path(resume), load_checkpoint(Path(resume)))
+        if resume
+        else (latest_valid_checkpoint(run_dir, say) if options.auto_resume else None)
+    )
     if found is not None:
         path, state = found
         try:
@@ -228,24 +253,31 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
             scaler.load_state_dict(state["scaler"])
             method.load_state_dict(state["method"])
         except (RuntimeError, KeyError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {path} does not fit this run's configuration (another network, "
-                                  f"method or optimizer?): {error}. Use another run name, or --resume a matching "
-                                  "checkpoint") from None
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run's configuration (another network, "
+                f"method or optimizer?): {error}. Use another run name, or --resume a matching "
+                "checkpoint"
+            ) from None
         rng_states = state["rng"]
         if state["world_size"] == context.world_size:
             torch.set_rng_state(rng_states[context.rank]["torch"])
             if device.type == "cuda" and rng_states[context.rank].get("cuda") is not None:
                 torch.cuda.set_rng_state(rng_states[context.rank]["cuda"], device)
         else:
-            say(f"resuming with {context.world_size} processes instead of {state['world_size']}: per-process random "
-                "streams (drop-path) restart from their seeds; data order and augmentations are unchanged")
+            say(
+                f"resuming with {context.world_size} processes instead of {state['world_size']}: per-process random "
+                "streams (drop-path) restart from their seeds; data order and augmentations are unchanged"
+            )
         start_iteration, nonfinite_streak = int(state["iteration"]), int(state.get("nonfinite_streak", 0))
         say(f"resumed from {path} at iteration {start_iteration}")
     progress = Progress(options.total_iters, start=start_iteration, stream=progress.stream)
     say = progress.message if context.is_main else (lambda text: None)
 
     def checkpoint_state(iteration: int) -> dict:
-        rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        rng = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }
         return {
             "iteration": iteration,
             "student": unwrap(student).state_dict(),
@@ -266,21 +298,32 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
             path = save_checkpoint(state, run_dir, iteration, options.keep_checkpoints)
             run_log.event(iteration, checkpoint=str(path))
 
-    y_channel, crop_border = evaluation_protocol(config.data.task, scale, config.evaluation.y_channel,
-                                                 config.evaluation.crop_border)
+    y_channel, crop_border = evaluation_protocol(
+        config.data.task, scale, config.evaluation.y_channel, config.evaluation.crop_border
+    )
 
     def validate(iteration: int) -> None:
         if context.is_main and validation_sets:
             network = ema if ema is not None else unwrap(student)
             results = {}
             for dataset in validation_sets:
-                scores = evaluate_dataset(network, dataset, scale, device, y_channel, crop_border,
-                                          config.evaluation.tile_size, config.evaluation.tile_overlap,
-                                          precision=options.precision)
+                scores = evaluate_dataset(
+                    network,
+                    dataset,
+                    scale,
+                    device,
+                    y_channel,
+                    crop_border,
+                    config.evaluation.tile_size,
+                    config.evaluation.tile_overlap,
+                    precision=options.precision,
+                )
                 results[dataset.name] = {"psnr": scores["psnr"], "ssim": scores["ssim"]}
             run_log.validation(iteration, results)
-            say(f"validation @ {iteration}: " + ", ".join(
-                f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items()))
+            say(
+                f"validation @ {iteration}: "
+                + ", ".join(f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items())
+            )
         distributed.barrier(context)
 
     # ---- the loop
@@ -303,11 +346,22 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
                     save(iteration - 1)
                 # A DataLoader worker's error arrives with the worker's traceback in its text; keep the message.
                 message = str(error).strip().splitlines()[-1].split("Error: ", 1)[-1]
-                raise DatasetError(f"{message} (at iteration {iteration}; progress up to here is saved: fix or remove "
-                                   "the file and run the same command to resume)") from None
-            lr = learning_rate(iteration - 1, config.optimizer.lr, config.schedule.name, options.total_iters,
-                               config.schedule.milestones_iters, config.schedule.gamma, config.schedule.periods_iters,
-                               config.schedule.restart_weights, config.schedule.eta_min, config.schedule.warmup_iters)
+                raise DatasetError(
+                    f"{message} (at iteration {iteration}; progress up to here is saved: fix or remove "
+                    "the file and run the same command to resume)"
+                ) from None
+            lr = learning_rate(
+                iteration - 1,
+                config.optimizer.lr,
+                config.schedule.name,
+                options.total_iters,
+                config.schedule.milestones_iters,
+                config.schedule.gamma,
+                config.schedule.periods_iters,
+                config.schedule.restart_weights,
+                config.schedule.eta_min,
+                config.schedule.warmup_iters,
+            )
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
@@ -324,7 +378,8 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
                     save(iteration - 1)
                     raise NonFiniteLossError(
                         f"{nonfinite_streak} consecutive non-finite losses (train.max_consecutive_nonfinite); "
-                        f"the last good state is saved in {run_dir / 'checkpoints'}")
+                        f"the last good state is saved in {run_dir / 'checkpoints'}"
+                    )
                 continue
             nonfinite_streak = 0
             scaler.scale(loss).backward()
@@ -371,8 +426,12 @@ def _train(config: Config, context: distributed.Context, resume: str | None, net
     if not options.validate_every_iters or iteration % options.validate_every_iters:
         validate(iteration)
     if context.is_main:
-        save_weights(run_dir / "weights.pth", unwrap(student).state_dict(),
-                     ema.state_dict() if ema is not None else None, network_record(config.student))
+        save_weights(
+            run_dir / "weights.pth",
+            unwrap(student).state_dict(),
+            ema.state_dict() if ema is not None else None,
+            network_record(config.student),
+        )
         run_log.close()
         progress.close()
         say(f"done: {run_dir / 'weights.pth'}")

@@ -38,7 +38,9 @@ def _network_class(backbone: str) -> type[nn.Module]:
         if not (isinstance(network_class, type) and issubclass(network_class, nn.Module)):
             raise ConfigError(f"backbone {backbone!r}: {class_name!r} in {module_name!r} is not an nn.Module class")
         return network_class
-    raise ConfigError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)} or 'package.module:Class'")
+    raise ConfigError(
+        f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)} or 'package.module:Class'"
+    )
 
 
 def network_record(spec: NetworkConfig) -> dict[str, Any]:
@@ -57,8 +59,10 @@ def construct_network(backbone: str, options: dict[str, Any], description: str =
         inspect.signature(network_class).bind(**options)
     except TypeError as error:
         accepted = ", ".join(name for name in inspect.signature(network_class).parameters if name != "self")
-        raise ConfigError(f"{description}: options {sorted(options)} do not fit {network_class.__name__} ({error}); "
-                          f"it accepts: {accepted}") from None
+        raise ConfigError(
+            f"{description}: options {sorted(options)} do not fit {network_class.__name__} ({error}); "
+            f"it accepts: {accepted}"
+        ) from None
     return network_class(**options)
 
 
@@ -78,8 +82,13 @@ def build_network(spec: NetworkConfig, description: str = "network") -> nn.Modul
     return network
 
 
-def network_from_weights(path: str, preset: str | None = None, backbone: str | None = None,
-                         options: dict[str, Any] | None = None, key: str | None = None) -> nn.Module:
+def network_from_weights(
+    path: str,
+    preset: str | None = None,
+    backbone: str | None = None,
+    options: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> nn.Module:
     """A network for ``dckd test`` / ``dckd infer``: the architecture from the file's own record (weights
     saved by dckd) or from ``preset``/``backbone`` (official checkpoints); EMA weights preferred."""
     if preset is None and backbone is None:
@@ -87,8 +96,12 @@ def network_from_weights(path: str, preset: str | None = None, backbone: str | N
         if record is None:
             raise ConfigError(f"{path} does not say which network it holds; pass --preset (see `dckd models`)")
         backbone, options = record["backbone"], {**record["options"], **(options or {})}
-    return build_network(NetworkConfig(preset=preset, backbone=backbone, options=dict(options or {}),
-                                       checkpoint=path, checkpoint_key=key), description=f"weights {path}")
+    return build_network(
+        NetworkConfig(
+            preset=preset, backbone=backbone, options=dict(options or {}), checkpoint=path, checkpoint_key=key
+        ),
+        description=f"weights {path}",
+    )
 
 
 def build_vqgan(spec: VQGANConfig) -> VQGANEncoder:
@@ -99,8 +112,14 @@ def build_vqgan(spec: VQGANConfig) -> VQGANEncoder:
 # --------------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------------
-def build_dataset(spec: DatasetConfig, scale: int, lq_patch_size: int | None, augment: bool, seed: int = 0,
-                  missing_pairs: str = "error"):
+def build_dataset(
+    spec: DatasetConfig,
+    scale: int,
+    lq_patch_size: int | None,
+    augment: bool,
+    seed: int = 0,
+    missing_pairs: str = "error",
+):
     """One dataset; ``lq_patch_size`` None means whole images (evaluation).
 
     ``missing_pairs="report"`` leaves files without a partner to the data check (which lists them, or
@@ -123,11 +142,15 @@ def build_dataset(spec: DatasetConfig, scale: int, lq_patch_size: int | None, au
         return bundled_dataset(spec.split, scale, **options)
     if spec.kind == "synthetic":
         if scale != 1:
-            raise ConfigError(f"dataset {spec.gt_dir}: synthetic {spec.synthetic_task} pairs need data.scale 1, got {scale}")
+            raise ConfigError(
+                f"dataset {spec.gt_dir}: synthetic {spec.synthetic_task} pairs need data.scale 1, got {scale}"
+            )
         return SyntheticDataset(data.hr_folder(spec.gt_dir, 1, **options), spec.synthetic_task, seed)
     if spec.kind == "python":
-        raise ConfigError(f"dataset {spec.name or 'python'}: a Python dataset object was given to dckd.distill for this "
-                          "run; a config file cannot rebuild it: point the dataset at a folder instead")
+        raise ConfigError(
+            f"dataset {spec.name or 'python'}: a Python dataset object was given to dckd.distill for this "
+            "run; a config file cannot rebuild it: point the dataset at a folder instead"
+        )
     raise ConfigError(f"unknown dataset kind {spec.kind!r}")
 
 

@@ -36,8 +36,15 @@ from dckd.models.averaging import freeze
 CACHE_FORMAT = "dckd-teacher-cache"
 
 
-def cache_key(teacher_record: dict, checkpoint: str | None, gt_paths: list[Path], lq_paths: list, scale: int,
-              precision: str, tile_size: int) -> tuple[str, dict]:
+def cache_key(
+    teacher_record: dict,
+    checkpoint: str | None,
+    gt_paths: list[Path],
+    lq_paths: list,
+    scale: int,
+    precision: str,
+    tile_size: int,
+) -> tuple[str, dict]:
     """(short key, the full description it hashes)."""
     files = []
     for path in [*gt_paths, *(p for p in lq_paths if p is not None)]:
@@ -72,8 +79,10 @@ class TeacherOutputs:
         self.directory = Path(directory)
         manifest = self.directory / "manifest.json"
         if not manifest.is_file():
-            raise DatasetError(f"teacher-output cache {self.directory} is incomplete (no manifest.json); "
-                                    "delete it and run `dckd cache-teacher CONFIG` again")
+            raise DatasetError(
+                f"teacher-output cache {self.directory} is incomplete (no manifest.json); "
+                "delete it and run `dckd cache-teacher CONFIG` again"
+            )
 
     def load(self, gt_path: Path) -> np.ndarray:
         path = self.directory / _entry_name(gt_path)
@@ -83,9 +92,15 @@ class TeacherOutputs:
 
 
 def cache_directory(config: Config, dataset) -> tuple[Path, dict]:
-    key, description = cache_key(network_record(config.teacher), config.teacher.checkpoint, dataset.gt_paths,
-                                 dataset.lq_paths, config.data.scale, config.train.precision,
-                                 config.evaluation.tile_size)
+    key, description = cache_key(
+        network_record(config.teacher),
+        config.teacher.checkpoint,
+        dataset.gt_paths,
+        dataset.lq_paths,
+        config.data.scale,
+        config.train.precision,
+        config.evaluation.tile_size,
+    )
     return Path(config.teacher_cache.directory) / key, description
 
 
@@ -105,8 +120,14 @@ def build_cache(config: Config, dataset, device: torch.device, say=print) -> Pat
         if target.is_file():
             continue
         lq, _ = dataset.load_pair(index)
-        output = restore(teacher, lq.unsqueeze(0).to(device), config.data.scale, config.evaluation.tile_size,
-                         config.evaluation.tile_overlap, precision=config.train.precision)[0]
+        output = restore(
+            teacher,
+            lq.unsqueeze(0).to(device),
+            config.data.scale,
+            config.evaluation.tile_size,
+            config.evaluation.tile_overlap,
+            precision=config.train.precision,
+        )[0]
         array = output.clamp(0, 1).cpu().numpy().astype(np.float16)
         atomic_write(target, lambda path, array=array: _save_array(path, array))
         say(f"teacher cache {index + 1}/{total}: {dataset.gt_paths[index].name}")
@@ -119,12 +140,16 @@ def check_applies(config: Config) -> None:
     """Raise ``ConfigError`` unless the teacher-output cache can serve this config's method and data."""
     needs = config.needs
     if not (needs.teacher and needs.teacher_cache):
-        raise ConfigError(f"teacher_cache.enabled: method {config.method!r} does not take the teacher's output alone "
-                          "from the teacher (FAKD needs its intermediate features; scratch and mclir use no "
-                          "teacher); turn the cache off")
+        raise ConfigError(
+            f"teacher_cache.enabled: method {config.method!r} does not take the teacher's output alone "
+            "from the teacher (FAKD needs its intermediate features; scratch and mclir use no "
+            "teacher); turn the cache off"
+        )
     if config.data.train is None or config.data.train.kind in ("synthetic", "python"):
-        raise ConfigError("teacher_cache.enabled: the cache needs the training images as files (synthetic datasets "
-                          "make a new input every sample, a Python dataset has no files); turn the cache off")
+        raise ConfigError(
+            "teacher_cache.enabled: the cache needs the training images as files (synthetic datasets "
+            "make a new input every sample, a Python dataset has no files); turn the cache off"
+        )
 
 
 def attach(config: Config, dataset, device: torch.device, say=print) -> Path:

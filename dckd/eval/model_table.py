@@ -34,6 +34,8 @@ def model_table(height: int = 64, width: int = 64) -> str:
     for name, (backbone, options) in PRESETS.items():
         parameters, macs = multiply_adds(backbone, options, height, width)
         scale = options.get("upscale", 1)
-        lines.append(f"{name:<22} {backbone:<10} {scale:>5} {parameters / 1e6:>8.2f}M {PAPER_PARAMETERS.get(name, '-'):>7} "
-                     f"{macs / 1e9:>9.2f}")
+        lines.append(
+            f"{name:<22} {backbone:<10} {scale:>5} {parameters / 1e6:>8.2f}M {PAPER_PARAMETERS.get(name, '-'):>7} "
+            f"{macs / 1e9:>9.2f}"
+        )
     return "\n".join(lines)

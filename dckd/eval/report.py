@@ -33,7 +33,8 @@ def dataset_from_folder(folder: str, scale: int, task: str):
     if (root / "test").is_dir() and task == "deblur":
         return data.gopro(root, "test", lq_patch_size=None, augment=False)
     raise FileNotFoundError(
-        f"{root}: not a known layout; expected HR/ (+ LR_bicubic/X{scale}/), input/ + target/, or GoPro's test/")
+        f"{root}: not a known layout; expected HR/ (+ LR_bicubic/X{scale}/), input/ + target/, or GoPro's test/"
+    )
 
 
 def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int) -> None:
@@ -47,21 +48,33 @@ def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int
             print(f"  {score.name:<28} {score.psnr:>8.3f} {score.ssim:>7.4f}")
         print(f"  {'mean':<28} {result['psnr']:>8.3f} {result['ssim']:>7.4f}")
         summary[name] = {
-            "psnr": result["psnr"], "ssim": result["ssim"],
-            "images": [{"name": s.name, "psnr": s.psnr if math.isfinite(s.psnr) else None, "ssim": s.ssim}
-                       for s in result["images"]],
+            "psnr": result["psnr"],
+            "ssim": result["ssim"],
+            "images": [
+                {"name": s.name, "psnr": s.psnr if math.isfinite(s.psnr) else None, "ssim": s.ssim}
+                for s in result["images"]
+            ],
         }
         if arguments.save_images:
             folder = Path(arguments.save_images) / name
             for score, image in zip(result["images"], result["outputs"]):
                 write_image(folder / f"{Path(score.name).stem}.png", image)
     print("\n" + " | ".join(f"{name} {value['psnr']:.2f}/{value['ssim']:.4f}" for name, value in summary.items()))
-    document = {"weights": arguments.weights, "protocol": {"y_channel": y_channel, "crop_border": crop_border,
-                                                           "scale": scale, "self_ensemble": arguments.self_ensemble,
-                                                           "tile": arguments.tile}, "datasets": summary}
+    document = {
+        "weights": arguments.weights,
+        "protocol": {
+            "y_channel": y_channel,
+            "crop_border": crop_border,
+            "scale": scale,
+            "self_ensemble": arguments.self_ensemble,
+            "tile": arguments.tile,
+        },
+        "datasets": summary,
+    }
     if arguments.json:
         atomic_write(arguments.json, lambda path: path.write_text(json.dumps(document, indent=2)))
     if arguments.csv:
+
         def write_csv(path: Path) -> None:
             with open(path, "w", newline="") as handle:
                 writer = csv.writer(handle)

@@ -57,7 +57,9 @@ def _tiled(network: nn.Module, x: Tensor, scale: int, tile_size: int, overlap: i
             tile = x[..., top : top + tile_size, left : left + tile_size]
             restored = _forward_padded(network, tile, scale).float()
             if output is None:
-                output = x.new_zeros((x.shape[0], restored.shape[1], height * scale, width * scale), dtype=torch.float32)
+                output = x.new_zeros(
+                    (x.shape[0], restored.shape[1], height * scale, width * scale), dtype=torch.float32
+                )
                 weight = torch.zeros_like(output[:, :1])
             rows = slice(top * scale, top * scale + restored.shape[-2])
             columns = slice(left * scale, left * scale + restored.shape[-1])

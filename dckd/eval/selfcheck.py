@@ -55,7 +55,7 @@ def _load_tensors(directory: Path, case: dict) -> dict[str, torch.Tensor]:
 
 
 def _weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key[len("weights."):]: value for key, value in tensors.items() if key.startswith("weights.")}
+    return {key[len("weights.") :]: value for key, value in tensors.items() if key.startswith("weights.")}
 
 
 def _scaled_error(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
@@ -151,7 +151,11 @@ def check_metrics(directory: Path, name: str, case: dict) -> CaseResult:
     # Report against the looser of the two tolerances by normalising both to 1.
     normalised = max(worst_psnr / PSNR_TOLERANCE, worst_ssim / SSIM_TOLERANCE)
     return CaseResult(
-        name, "metrics", normalised, 1.0, f"psnr err {worst_psnr:.2e} dB (tol 1e-4), ssim err {worst_ssim:.2e} (tol 1e-5)"
+        name,
+        "metrics",
+        normalised,
+        1.0,
+        f"psnr err {worst_psnr:.2e} dB (tol 1e-4), ssim err {worst_ssim:.2e} (tol 1e-5)",
     )
 
 

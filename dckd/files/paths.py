@@ -19,8 +19,10 @@ def asset(relative: str) -> Path:
     """The shipped file ``dckd/assets/<relative>`` (checked to stay inside the assets folder)."""
     pure = PurePosixPath(relative)
     if not relative or pure.is_absolute() or ".." in pure.parts or "\\" in relative:
-        raise ConfigError(f"{ASSET_PREFIX}{relative}: a shipped file is named by a relative path inside dckd's "
-                          "assets folder, e.g. dckd:weights/demo_teacher_x4.pth")
+        raise ConfigError(
+            f"{ASSET_PREFIX}{relative}: a shipped file is named by a relative path inside dckd's "
+            "assets folder, e.g. dckd:weights/demo_teacher_x4.pth"
+        )
     return ASSETS.joinpath(*pure.parts)
 
 
@@ -28,5 +30,5 @@ def resolve_path(text: str | Path) -> Path:
     """``dckd:<relative>`` -> the shipped file; anything else -> ``Path(text)``."""
     text = str(text)
     if text.startswith(ASSET_PREFIX):
-        return asset(text[len(ASSET_PREFIX):])
+        return asset(text[len(ASSET_PREFIX) :])
     return Path(text)

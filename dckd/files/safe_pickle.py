@@ -33,13 +33,50 @@ from dckd.errors import CheckpointError, UnsafePickleError
 # Nothing is ever called while loading (unknown globals become placeholders), so this list is policy:
 # a checkpoint that names one of these has no legitimate reason to, and is refused with a clear error.
 _FORBIDDEN_MODULES = (
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pty", "code",
-    "codeop", "ctypes", "multiprocessing", "signal", "webbrowser", "pickle", "_pickle", "marshal",
-    "commands", "popen2", "pdb", "timeit", "torch.hub", "torch.serialization",
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "pty",
+    "code",
+    "codeop",
+    "ctypes",
+    "multiprocessing",
+    "signal",
+    "webbrowser",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "commands",
+    "popen2",
+    "pdb",
+    "timeit",
+    "torch.hub",
+    "torch.serialization",
 )
 # builtins that are harmless to construct.
-_SAFE_BUILTINS = {"set", "frozenset", "slice", "complex", "bytearray", "bytes", "range", "list", "dict", "tuple",
-                  "int", "float", "bool", "str", "object"}
+_SAFE_BUILTINS = {
+    "set",
+    "frozenset",
+    "slice",
+    "complex",
+    "bytearray",
+    "bytes",
+    "range",
+    "list",
+    "dict",
+    "tuple",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "object",
+}
 
 
 class Placeholder:
@@ -75,8 +112,11 @@ def _placeholder_class(qualified_name: str) -> type:
     def new(cls, *args: Any, **kwargs: Any) -> Placeholder:
         return Placeholder(qualified_name, args, kwargs)
 
-    return type("Placeholder_" + qualified_name.replace(".", "_"), (), {"__new__": new, "qualified_name": qualified_name,
-                                                                         "__repr__": lambda self: qualified_name})
+    return type(
+        "Placeholder_" + qualified_name.replace(".", "_"),
+        (),
+        {"__new__": new, "qualified_name": qualified_name, "__repr__": lambda self: qualified_name},
+    )
 
 
 def _is_forbidden(module: str, name: str) -> bool:
@@ -89,12 +129,23 @@ def _allowed_torch_global(module: str, name: str) -> Any | None:
     """The globals a tensor checkpoint legitimately needs (the same family torch's weights_only allows)."""
     if module == "collections" and name == "OrderedDict":
         return OrderedDict
-    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_tensor",
-                                            "_rebuild_parameter_with_state", "_rebuild_device_tensor_from_numpy",
-                                            "_rebuild_qtensor", "_rebuild_sparse_tensor", "_rebuild_wrapper_subclass"):
+    if module == "torch._utils" and name in (
+        "_rebuild_tensor_v2",
+        "_rebuild_parameter",
+        "_rebuild_tensor",
+        "_rebuild_parameter_with_state",
+        "_rebuild_device_tensor_from_numpy",
+        "_rebuild_qtensor",
+        "_rebuild_sparse_tensor",
+        "_rebuild_wrapper_subclass",
+    ):
         return getattr(torch._utils, name)
-    if module == "torch" and (name == "Size" or name == "device" or name.endswith("Storage")
-                              or isinstance(getattr(torch, name, None), torch.dtype)):
+    if module == "torch" and (
+        name == "Size"
+        or name == "device"
+        or name.endswith("Storage")
+        or isinstance(getattr(torch, name, None), torch.dtype)
+    ):
         return getattr(torch, name)
     if module == "torch._tensor" and name == "_rebuild_from_type_v2":
         return torch._tensor._rebuild_from_type_v2

@@ -38,7 +38,9 @@ def read_checkpoint(path: str | Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise CheckpointError(f"checkpoint {path}: unsupported extension; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+        raise CheckpointError(
+            f"checkpoint {path}: unsupported extension; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     if path.suffix.lower() == ".safetensors":
@@ -56,7 +58,9 @@ def extract_state_dict(checkpoint: Any, key: str | None = None, source: str = "c
     used = None
     if key is not None:
         if key not in checkpoint:
-            raise CheckpointError(f"{source}: no entry {key!r}; top-level entries: {', '.join(map(str, list(checkpoint)[:20]))}")
+            raise CheckpointError(
+                f"{source}: no entry {key!r}; top-level entries: {', '.join(map(str, list(checkpoint)[:20]))}"
+            )
         checkpoint, used = checkpoint[key], key
     elif not _is_state_dict(checkpoint):
         for candidate in WRAPPER_KEYS:
@@ -73,7 +77,7 @@ def extract_state_dict(checkpoint: Any, key: str | None = None, source: str = "c
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor")
         while name.startswith("module."):
-            name = name[len("module."):]
+            name = name[len("module.") :]
         state_dict[name] = value
     return state_dict, used
 
@@ -164,6 +168,8 @@ def save_torch_atomic(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda temporary: torch.save(obj, temporary))
 
 
-def save_safetensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+def save_safetensors_atomic(
+    tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
     contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
     return atomic_write(path, lambda temporary: save_file(contiguous, str(temporary), metadata=metadata))

@@ -100,7 +100,9 @@ class Method:
 
     def __init__(self, student: nn.Module, reconstruction_loss: str = "l1", reconstruction_weight: float = 1.0) -> None:
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction loss {reconstruction_loss!r}: expected one of {sorted(RECONSTRUCTION_LOSSES)}")
+            raise ValueError(
+                f"reconstruction loss {reconstruction_loss!r}: expected one of {sorted(RECONSTRUCTION_LOSSES)}"
+            )
         self.student = student
         self.reconstruction = RECONSTRUCTION_LOSSES[reconstruction_loss]
         self.reconstruction_weight = reconstruction_weight
@@ -159,14 +161,16 @@ def frozen_forward(network: nn.Module, x: Tensor) -> Tensor:
     return network(x)
 
 
-def teacher_outputs(teacher: nn.Module, batch: dict[str, Tensor], extra: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+def teacher_outputs(
+    teacher: nn.Module, batch: dict[str, Tensor], extra: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
     """(T(lq), T(extra)) from one teacher pass under ``no_grad``; T(lq) comes from the teacher-output cache
     when the batch carries it (``teacher_output``), and then only ``extra`` (if any) goes through the teacher."""
     cached = batch.get("teacher_output")
     inputs = ([] if cached is not None else [batch["lq"]]) + ([] if extra is None else [extra])
     outputs = frozen_forward(teacher, torch.cat(inputs)) if inputs else None
     clean = cached if cached is not None else outputs[: batch["lq"].shape[0]]
-    return clean, (outputs[-extra.shape[0]:] if extra is not None else None)
+    return clean, (outputs[-extra.shape[0] :] if extra is not None else None)
 
 
 @contextmanager
@@ -188,12 +192,16 @@ def capture_features(network: nn.Module, paths: Sequence[str]) -> Iterator[list[
     handles = []
     for index, (path, name) in enumerate(zip(paths, names)):
         if path.endswith(":input"):
+
             def pre_hook(_module: nn.Module, inputs: tuple, index: int = index) -> None:
                 captured[index] = inputs[0]
+
             handles.append(modules[name].register_forward_pre_hook(pre_hook))
         else:
+
             def hook(_module: nn.Module, _inputs: tuple, output: Tensor, index: int = index) -> None:
                 captured[index] = output[0] if isinstance(output, tuple) else output
+
             handles.append(modules[name].register_forward_hook(hook))
     try:
         yield captured  # filled in place during the forward pass

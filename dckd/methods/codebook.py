@@ -51,12 +51,15 @@ class CodebookTraining(Method):
     Options = CodebookOptions
     loss_names = ("reconstruction", "codebook", "adversarial")
 
-    def __init__(self, student: nn.Module, options: CodebookOptions, total_iters: int,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, student: nn.Module, options: CodebookOptions, total_iters: int, generator: torch.Generator
+    ) -> None:
         network = unwrap(student)
         if not isinstance(network, CodebookNetwork):
-            raise ConfigError(f"method codebook trains a codebook autoencoder (student backbone 'vq_autoencoder'), "
-                              f"not a {type(network).__name__}")
+            raise ConfigError(
+                f"method codebook trains a codebook autoencoder (student backbone 'vq_autoencoder'), "
+                f"not a {type(network).__name__}"
+            )
         super().__init__(student)
         self.options = options
         self.total_iters = total_iters
@@ -65,8 +68,9 @@ class CodebookTraining(Method):
         if options.adversarial_weight > 0:
             device = next(network.parameters()).device
             self.discriminator = NLayerDiscriminator().to(device).train()
-            self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(),
-                                                            lr=options.discriminator_lr, betas=(0.5, 0.9))
+            self.discriminator_optimizer = torch.optim.Adam(
+                self.discriminator.parameters(), lr=options.discriminator_lr, betas=(0.5, 0.9)
+            )
         self.counts_since_restart = torch.zeros(network.n_embed, dtype=torch.long)
         self.counts_since_log = torch.zeros(network.n_embed, dtype=torch.long)
         self.restarted_codes = 0
@@ -83,15 +87,28 @@ class CodebookTraining(Method):
         x, reconstruction = parts["input"], parts["reconstruction"]
         factor = adversarial_factor(self.steps + 1, self.options.adversarial_start_iters)
         fake_logits = self.discriminator(reconstruction) if self.discriminator is not None and factor > 0 else None
-        losses = autoencoder_loss(x, reconstruction, parts["quantizer_loss"], self.options.codebook_weight,
-                                  fake_logits=fake_logits, last_layer=unwrap(self.student).last_layer,
-                                  adversarial_weight=self.options.adversarial_weight * factor)
-        terms = {"reconstruction": losses["reconstruction"],
-                 "codebook": self.options.codebook_weight * losses["codebook"]}
+        losses = autoencoder_loss(
+            x,
+            reconstruction,
+            parts["quantizer_loss"],
+            self.options.codebook_weight,
+            fake_logits=fake_logits,
+            last_layer=unwrap(self.student).last_layer,
+            adversarial_weight=self.options.adversarial_weight * factor,
+        )
+        terms = {
+            "reconstruction": losses["reconstruction"],
+            "codebook": self.options.codebook_weight * losses["codebook"],
+        }
         if fake_logits is not None:
             terms["adversarial"] = losses["loss"] - terms["reconstruction"] - terms["codebook"]
-        self.last = {"input": x, "reconstruction": reconstruction.detach(), "indices": parts["indices"],
-                     "latent": parts["latent"], "adversarial": torch.tensor(float(fake_logits is not None))}
+        self.last = {
+            "input": x,
+            "reconstruction": reconstruction.detach(),
+            "indices": parts["indices"],
+            "latent": parts["latent"],
+            "adversarial": torch.tensor(float(fake_logits is not None)),
+        }
         return result(terms, (reconstruction + 1) / 2)
 
     def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
@@ -101,16 +118,18 @@ class CodebookTraining(Method):
         self.counts_since_restart += counts
         self.counts_since_log += counts
         if bool(self.last["adversarial"]):
-            loss = discriminator_hinge_loss(self.discriminator(self.last["input"]),
-                                            self.discriminator(self.last["reconstruction"]))
+            loss = discriminator_hinge_loss(
+                self.discriminator(self.last["input"]), self.discriminator(self.last["reconstruction"])
+            )
             self.discriminator_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.discriminator_optimizer.step()
             self.interval["discriminator"] = float(loss.detach())
         every = self.options.restart_every_iters
         if every and iteration % every == 0 and iteration + every <= self.total_iters:
-            restarted = student.quantize.restart_unused_codes(self.counts_since_restart, self.last["latent"],
-                                                              self.generator)
+            restarted = student.quantize.restart_unused_codes(
+                self.counts_since_restart, self.last["latent"], self.generator
+            )
             self.restarted_codes += restarted
             self.counts_since_restart.zero_()
             events["restarted_codes"] = float(restarted)
@@ -129,9 +148,13 @@ class CodebookTraining(Method):
         return {}
 
     def state_dict(self) -> dict:
-        state = {"steps": self.steps, "counts_since_restart": self.counts_since_restart.clone(),
-                 "counts_since_log": self.counts_since_log.clone(), "restarted_codes": self.restarted_codes,
-                 "generator": self.generator.get_state()}
+        state = {
+            "steps": self.steps,
+            "counts_since_restart": self.counts_since_restart.clone(),
+            "counts_since_log": self.counts_since_log.clone(),
+            "restarted_codes": self.restarted_codes,
+            "generator": self.generator.get_state(),
+        }
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
             state["discriminator_optimizer"] = self.discriminator_optimizer.state_dict()

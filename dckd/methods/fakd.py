@@ -39,16 +39,20 @@ class FAKDOptions(ReconstructionOptions):
     def __post_init__(self) -> None:
         check_weights(self, ["reconstruction_weight", "kd_weight", "affinity_weight"])
         if len(self.student_layers) != len(self.teacher_layers):
-            raise ConfigError(f"student_layers ({len(self.student_layers)}) and fakd.teacher_layers "
-                              f"({len(self.teacher_layers)}) must pair up one to one")
+            raise ConfigError(
+                f"student_layers ({len(self.student_layers)}) and fakd.teacher_layers "
+                f"({len(self.teacher_layers)}) must pair up one to one"
+            )
 
 
 def evenly_paired_layers(student: nn.Module, teacher: nn.Module, backbone: str | None) -> tuple[list[str], list[str]]:
     """Default layers: every student group paired with the teacher group at the same relative depth."""
     groups = FEATURE_GROUPS.get(backbone)
     if groups is None:
-        raise ConfigError(f"fakd: no default feature layers for backbone {backbone!r}; set fakd.student_layers "
-                          "and fakd.teacher_layers")
+        raise ConfigError(
+            f"fakd: no default feature layers for backbone {backbone!r}; set fakd.student_layers "
+            "and fakd.teacher_layers"
+        )
     student_layers, teacher_layers = groups(student), groups(teacher)
     count = len(student_layers)
     paired = [teacher_layers[round((index + 1) * len(teacher_layers) / count) - 1] for index in range(count)]
@@ -71,7 +75,9 @@ class FAKD(Method):
         affinity_weight: float = 1.0,
     ) -> None:
         if len(student_layers) != len(teacher_layers) or (affinity_weight and not student_layers):
-            raise ValueError(f"FAKD needs matching, non-empty layer lists; got {list(student_layers)} and {list(teacher_layers)}")
+            raise ValueError(
+                f"FAKD needs matching, non-empty layer lists; got {list(student_layers)} and {list(teacher_layers)}"
+            )
         super().__init__(student, reconstruction_loss, reconstruction_weight)
         self.teacher = teacher
         self.student_layers = list(student_layers)
@@ -87,10 +93,19 @@ class FAKD(Method):
     def build(cls, options: FAKDOptions, parts: Parts) -> FAKD:
         student_layers, teacher_layers = list(options.student_layers), list(options.teacher_layers)
         if not student_layers and options.affinity_weight > 0:
-            student_layers, teacher_layers = evenly_paired_layers(unwrap(parts.student), parts.teacher,
-                                                                  parts.student_backbone)
-        return cls(parts.student, parts.teacher, student_layers, teacher_layers, options.reconstruction_loss,
-                   options.reconstruction_weight, options.kd_weight, options.affinity_weight)
+            student_layers, teacher_layers = evenly_paired_layers(
+                unwrap(parts.student), parts.teacher, parts.student_backbone
+            )
+        return cls(
+            parts.student,
+            parts.teacher,
+            student_layers,
+            teacher_layers,
+            options.reconstruction_loss,
+            options.reconstruction_weight,
+            options.kd_weight,
+            options.affinity_weight,
+        )
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         lq = batch["lq"]
@@ -98,7 +113,10 @@ class FAKD(Method):
         with capture_features(unwrap(self.student), self.student_layers if needs_features else []) as student_features:
             output = self.student(lq)
         if needs_features or self.kd_weight:
-            with torch.no_grad(), capture_features(self.teacher, self.teacher_layers if needs_features else []) as teacher_features:
+            with (
+                torch.no_grad(),
+                capture_features(self.teacher, self.teacher_layers if needs_features else []) as teacher_features,
+            ):
                 teacher = self.teacher(lq)
         terms = self.reconstruction_terms(output, batch["gt"])
         if self.kd_weight:

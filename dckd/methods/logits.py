@@ -25,8 +25,14 @@ class Logits(Method):
     Options = LogitsOptions
     loss_names = ("reconstruction", "kd")
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, reconstruction_loss: str = "l1",
-                 reconstruction_weight: float = 1.0, kd_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        reconstruction_loss: str = "l1",
+        reconstruction_weight: float = 1.0,
+        kd_weight: float = 1.0,
+    ) -> None:
         super().__init__(student, reconstruction_loss, reconstruction_weight)
         self.teacher = teacher
         self.kd_weight = kd_weight
@@ -37,8 +43,9 @@ class Logits(Method):
 
     @classmethod
     def build(cls, options: LogitsOptions, parts: Parts) -> Logits:
-        return cls(parts.student, parts.teacher, options.reconstruction_loss, options.reconstruction_weight,
-                   options.kd_weight)
+        return cls(
+            parts.student, parts.teacher, options.reconstruction_loss, options.reconstruction_weight, options.kd_weight
+        )
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         output = self.student(batch["lq"])

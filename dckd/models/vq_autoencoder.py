@@ -261,8 +261,13 @@ class CodebookNetwork(VQAutoencoder):
             scaled = x * 2 - 1
             latent = self.encode(scaled)
             quantised, quantizer_loss, indices = self.quantize(latent)
-            return {"input": scaled, "reconstruction": self.decode(quantised), "quantizer_loss": quantizer_loss,
-                    "indices": indices, "latent": latent.detach()}
+            return {
+                "input": scaled,
+                "reconstruction": self.decode(quantised),
+                "quantizer_loss": quantizer_loss,
+                "indices": indices,
+                "latent": latent.detach(),
+            }
         height, width = x.shape[-2:]
         reconstruction, _, _ = super().forward(pad_to_multiple(x, self.size_multiple) * 2 - 1)
         return ((reconstruction[..., :height, :width] + 1) / 2).clamp(0, 1)

@@ -322,12 +322,17 @@ class VQGANEncoder(nn.Module):
             found = state_dict[key]
             if not isinstance(found, Tensor) or found.shape != reference.shape:
                 found_shape = tuple(found.shape) if isinstance(found, Tensor) else type(found).__name__
-                raise CheckpointError(f"{source}: key {key!r} has shape {found_shape}, expected {tuple(reference.shape)}")
+                raise CheckpointError(
+                    f"{source}: key {key!r} has shape {found_shape}, expected {tuple(reference.shape)}"
+                )
         self.load_state_dict({key: state_dict[key] for key in expected}, strict=True)
 
 
 def load_vqgan_encoder(
-    path: str | Path, embed_dim: int | None = None, n_embed: int | None = None, ddconfig: Mapping[str, Any] | None = None
+    path: str | Path,
+    embed_dim: int | None = None,
+    n_embed: int | None = None,
+    ddconfig: Mapping[str, Any] | None = None,
 ) -> VQGANEncoder:
     """The frozen encoder (eval mode, parameters without gradients; gradients still flow to its input, which
     DCKD's anchor needs), loaded strictly from a taming ``last.ckpt`` (Lightning dict with ``state_dict``), a
@@ -339,9 +344,11 @@ def load_vqgan_encoder(
     stored = stored if isinstance(stored, dict) else {}
     official = taming_f16_1024_config()
     source = f"VQGAN checkpoint {path}"
-    encoder = VQGANEncoder(embed_dim=embed_dim or stored.get("embed_dim") or official["embed_dim"],
-                           n_embed=n_embed or stored.get("n_embed") or official["n_embed"],
-                           ddconfig=ddconfig or stored.get("ddconfig") or official["ddconfig"])
+    encoder = VQGANEncoder(
+        embed_dim=embed_dim or stored.get("embed_dim") or official["embed_dim"],
+        n_embed=n_embed or stored.get("n_embed") or official["n_embed"],
+        ddconfig=ddconfig or stored.get("ddconfig") or official["ddconfig"],
+    )
     encoder.load_taming_state_dict(extract_state_dict(content, source=source)[0], source=source)
     encoder.eval().requires_grad_(False)
     return encoder

@@ -110,7 +110,9 @@ def load_basicsr(root: Path) -> dict[str, types.ModuleType]:
     }
 
 
-def basicsr_imresize_float64(matlab_functions_float64, image: np.ndarray, scale: float, antialiasing: bool) -> np.ndarray:
+def basicsr_imresize_float64(
+    matlab_functions_float64, image: np.ndarray, scale: float, antialiasing: bool
+) -> np.ndarray:
     """BasicSR's imresize in float64 on an (H, W, C) array; a CHW tensor input skips its ``.float()`` cast."""
     chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).double()
     output = matlab_functions_float64.imresize(chw, scale, antialiasing=antialiasing)
@@ -129,7 +131,10 @@ def synthetic_image(generator: np.random.Generator, height: int, width: int) -> 
     phases = generator.uniform(0, 2 * np.pi, size=(1, 1, 3))
     frequencies = generator.uniform(1, 4, size=2)
     smooth = 0.5 + 0.3 * np.sin(2 * np.pi * (frequencies[0] * rows + frequencies[1] * columns) + phases)
-    edge_row, edge_column = generator.integers(height // 4, 3 * height // 4), generator.integers(width // 4, 3 * width // 4)
+    edge_row, edge_column = (
+        generator.integers(height // 4, 3 * height // 4),
+        generator.integers(width // 4, 3 * width // 4),
+    )
     smooth[edge_row:, :edge_column] = generator.uniform(0, 1, size=3)  # a flat block with sharp edges
     texture = 0.15 * generator.standard_normal((height, width, 3))
     return np.clip(smooth + texture, 0.0, 1.0)
@@ -150,7 +155,9 @@ def imresize_cases(modules: dict, generator: np.random.Generator, specs) -> tupl
         disagreement = float(np.abs(output - output_float32).max())
         if output.shape != output_float32.shape or disagreement > 1e-5:
             raise RuntimeError(f"case {index}: float64 and float32 BasicSR imresize differ by {disagreement:.2e}")
-        print(f"  imresize {height}x{width} scale {scale:.4g} aa={antialiasing}: float32 BasicSR off by {disagreement:.1e}")
+        print(
+            f"  imresize {height}x{width} scale {scale:.4g} aa={antialiasing}: float32 BasicSR off by {disagreement:.1e}"
+        )
         tensors[f"case{index}.input"] = np.ascontiguousarray(image)
         tensors[f"case{index}.output"] = output
         cases.append(

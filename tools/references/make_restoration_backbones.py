@@ -93,7 +93,7 @@ def load_official_nafnet(source: Path) -> type:
     package = "official_nafnet"
     stub(package).__path__ = [str(source)]
     stub("spandrel")
-    stub("spandrel.util", store_hyperparameters=lambda *args, **kwargs: (lambda cls: cls))
+    stub("spandrel.util", store_hyperparameters=lambda *args, **kwargs: lambda cls: cls)
     for name in ("basicsr", "basicsr.models", "basicsr.models.archs"):
         stub(name)
     stub("basicsr.utils", get_root_logger=lambda *args, **kwargs: None)

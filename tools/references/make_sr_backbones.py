@@ -39,45 +39,113 @@ SWINIR_CASES: dict[str, tuple[dict, tuple[int, int, int, int], int]] = {
     # Window 4, non-square img_size and an input of exactly that size (stored attn_mask buffers), '3conv',
     # three layers with different head counts, one-step upsampler at x3, batch 2.
     "swinir_w4_x3_direct_3conv_batch2": (
-        dict(upscale=3, in_chans=3, img_size=[16, 12], window_size=4, img_range=1.0, depths=[2, 2, 2],
-             embed_dim=16, num_heads=[2, 4, 1], mlp_ratio=1.5, upsampler="pixelshuffledirect",
-             resi_connection="3conv"),
+        dict(
+            upscale=3,
+            in_chans=3,
+            img_size=[16, 12],
+            window_size=4,
+            img_range=1.0,
+            depths=[2, 2, 2],
+            embed_dim=16,
+            num_heads=[2, 4, 1],
+            mlp_ratio=1.5,
+            upsampler="pixelshuffledirect",
+            resi_connection="3conv",
+        ),
         (2, 3, 16, 12),
         201,
     ),
     # Window 6, classical upsampler at x2, input larger than img_size (masks computed at run time).
     "swinir_w6_x2_pixelshuffle": (
-        dict(upscale=2, in_chans=3, img_size=12, window_size=6, img_range=1.0, depths=[3], embed_dim=18,
-             num_heads=[3], mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv"),
+        dict(
+            upscale=2,
+            in_chans=3,
+            img_size=12,
+            window_size=6,
+            img_range=1.0,
+            depths=[3],
+            embed_dim=18,
+            num_heads=[3],
+            mlp_ratio=2,
+            upsampler="pixelshuffle",
+            resi_connection="1conv",
+        ),
         (1, 3, 18, 24),
         202,
     ),
     # Real-world SR upsampler (x4 only), window 4, wide rectangular input.
     "swinir_w4_x4_nearest_conv": (
-        dict(upscale=4, in_chans=3, img_size=8, window_size=4, img_range=1.0, depths=[2, 1], embed_dim=8,
-             num_heads=[1, 2], mlp_ratio=2, upsampler="nearest+conv", resi_connection="1conv"),
+        dict(
+            upscale=4,
+            in_chans=3,
+            img_size=8,
+            window_size=4,
+            img_range=1.0,
+            depths=[2, 1],
+            embed_dim=8,
+            num_heads=[1, 2],
+            mlp_ratio=2,
+            upsampler="nearest+conv",
+            resi_connection="1conv",
+        ),
         (1, 3, 8, 16),
         203,
     ),
     # Grayscale restoration without upscaling (upsampler ''; zero mean for in_chans != 3), '3conv'.
     "swinir_w4_denoise_gray": (
-        dict(upscale=1, in_chans=1, img_size=8, window_size=4, img_range=1.0, depths=[1, 2], embed_dim=16,
-             num_heads=[4, 2], mlp_ratio=2, upsampler="", resi_connection="3conv"),
+        dict(
+            upscale=1,
+            in_chans=1,
+            img_size=8,
+            window_size=4,
+            img_range=1.0,
+            depths=[1, 2],
+            embed_dim=16,
+            num_heads=[4, 2],
+            mlp_ratio=2,
+            upsampler="",
+            resi_connection="3conv",
+        ),
         (1, 1, 12, 20),
         204,
     ),
     # Absolute position embedding, no patch norm, no qkv bias, explicit qk_scale, img_range 255, x8.
     "swinir_w4_x8_ape_options": (
-        dict(upscale=8, in_chans=3, img_size=8, window_size=4, img_range=255.0, depths=[2], embed_dim=12,
-             num_heads=[2], mlp_ratio=1, upsampler="pixelshuffledirect", resi_connection="1conv", ape=True,
-             patch_norm=False, qkv_bias=False, qk_scale=0.25),
+        dict(
+            upscale=8,
+            in_chans=3,
+            img_size=8,
+            window_size=4,
+            img_range=255.0,
+            depths=[2],
+            embed_dim=12,
+            num_heads=[2],
+            mlp_ratio=1,
+            upsampler="pixelshuffledirect",
+            resi_connection="1conv",
+            ape=True,
+            patch_norm=False,
+            qkv_bias=False,
+            qk_scale=0.25,
+        ),
         (1, 3, 8, 8),
         205,
     ),
     # img_size 6 < window_size 8: BasicSR shrinks the window to 6 and switches the shift off.
     "swinir_window_shrunk_x2": (
-        dict(upscale=2, in_chans=3, img_size=6, window_size=8, img_range=1.0, depths=[2], embed_dim=12,
-             num_heads=[3], mlp_ratio=2, upsampler="pixelshuffledirect", resi_connection="1conv"),
+        dict(
+            upscale=2,
+            in_chans=3,
+            img_size=6,
+            window_size=8,
+            img_range=1.0,
+            depths=[2],
+            embed_dim=12,
+            num_heads=[3],
+            mlp_ratio=2,
+            upsampler="pixelshuffledirect",
+            resi_connection="1conv",
+        ),
         (1, 3, 12, 18),
         206,
     ),
@@ -201,7 +269,11 @@ def write_cases(archs: dict[str, types.ModuleType], out: Path) -> dict:
     index = {}
     builders = {
         "swinir": (SWINIR_CASES, lambda config: archs["swinir_arch"].SwinIR(**config), "swinir_arch.py"),
-        "rcan": (RCAN_CASES, lambda config: archs["rcan_arch"].RCAN(num_in_ch=3, num_out_ch=3, **config), "rcan_arch.py"),
+        "rcan": (
+            RCAN_CASES,
+            lambda config: archs["rcan_arch"].RCAN(num_in_ch=3, num_out_ch=3, **config),
+            "rcan_arch.py",
+        ),
     }
     for kind, (cases, build, source) in builders.items():
         for name, (config, input_shape, seed) in cases.items():
@@ -247,7 +319,9 @@ def compare_edsr(archs: dict[str, types.ModuleType]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--basicsr", type=Path, required=True, help="BasicSR source root (holding basicsr/archs/)")
-    parser.add_argument("--out", type=Path, required=True, help="directory to write index.json and the .safetensors files into")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="directory to write index.json and the .safetensors files into"
+    )
     arguments = parser.parse_args(argv)
     torch.set_num_threads(1)  # the reference numbers should not depend on the machine's thread count
     archs = load_basicsr_archs(arguments.basicsr)

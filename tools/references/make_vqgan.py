@@ -202,7 +202,7 @@ def verify_shipped(encoder_class: type, quantizer_class: type, golden: Path) -> 
         model = TamingVQGANEncoder(
             encoder_class, quantizer_class, config["embed_dim"], config["n_embed"], config["ddconfig"]
         )
-        weights = {key[len("weights."):]: value for key, value in tensors.items() if key.startswith("weights.")}
+        weights = {key[len("weights.") :]: value for key, value in tensors.items() if key.startswith("weights.")}
         model.load_state_dict(weights, strict=True)
         features, distribution = reference_outputs(model.eval(), tensors["input"])
         errors = [(feature - tensors[f"features.{level}"]).abs().max().item() for level, feature in enumerate(features)]

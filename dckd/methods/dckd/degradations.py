@@ -139,9 +139,7 @@ def gaussian_kernels(
         along_x = cosine * u + sine * v
         along_y = -sine * u + cosine * v
     kernels = torch.exp(-0.5 * ((along_x / sigma_x) ** 2 + (along_y / sigma_y) ** 2))
-    inside = (u.abs() <= (size_x.to(device).view(-1, 1, 1) // 2)) & (
-        v.abs() <= (size_y.to(device).view(-1, 1, 1) // 2)
-    )
+    inside = (u.abs() <= (size_x.to(device).view(-1, 1, 1) // 2)) & (v.abs() <= (size_y.to(device).view(-1, 1, 1) // 2))
     kernels = kernels * inside
     return kernels / kernels.sum(dim=(1, 2), keepdim=True)
 

@@ -78,10 +78,13 @@ class HistoryModel:
     def from_options(cls, student: nn.Module, options: HistoryOptions, ema_decay: float, section: str) -> HistoryModel:
         """The history model of a run; ``ema_decay`` is the run's (an EMA source needs an EMA student)."""
         if options.source == "ema" and ema_decay <= 0:
-            raise ConfigError(f"{section}.history.source is 'ema' but train.ema_decay is 0 (no EMA student); set "
-                              f"{section}.history.source: student or train.ema_decay > 0")
-        schedule = HistorySchedule(options.initial_interval_iters, options.interval_growth_iters,
-                                   options.interval_growth_every_iters)
+            raise ConfigError(
+                f"{section}.history.source is 'ema' but train.ema_decay is 0 (no EMA student); set "
+                f"{section}.history.source: student or train.ema_decay > 0"
+            )
+        schedule = HistorySchedule(
+            options.initial_interval_iters, options.interval_growth_iters, options.interval_growth_every_iters
+        )
         return cls(student, options.decay, schedule, options.source)
 
     def maybe_update(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> bool:

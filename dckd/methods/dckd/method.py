@@ -95,8 +95,17 @@ class DCKDOptions(ReconstructionOptions):
     """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
 
     def __post_init__(self) -> None:
-        check_weights(self, ["reconstruction_weight", "kd_weight", "contrastive_weight", "codebook_weight",
-                             "lcr_weight", "upcycling_weight"])
+        check_weights(
+            self,
+            [
+                "reconstruction_weight",
+                "kd_weight",
+                "contrastive_weight",
+                "codebook_weight",
+                "lcr_weight",
+                "upcycling_weight",
+            ],
+        )
         if self.num_negatives < 1:
             raise ConfigError(f"num_negatives must be >= 1, got {self.num_negatives}")
         if not 0.0 <= self.lcr_probability <= 1.0:
@@ -170,20 +179,39 @@ class DCKD(Method):
 
     @classmethod
     def needs(cls, options: DCKDOptions) -> Needs:
-        uses_teacher = any(getattr(options, name) > 0 for name in
-                           ("kd_weight", "contrastive_weight", "codebook_weight", "lcr_weight", "upcycling_weight"))
-        return Needs(teacher=uses_teacher, vqgan=options.contrastive_weight > 0 or options.codebook_weight > 0,
-                     history=options.contrastive_weight > 0, teacher_cache=True)
+        uses_teacher = any(
+            getattr(options, name) > 0
+            for name in ("kd_weight", "contrastive_weight", "codebook_weight", "lcr_weight", "upcycling_weight")
+        )
+        return Needs(
+            teacher=uses_teacher,
+            vqgan=options.contrastive_weight > 0 or options.codebook_weight > 0,
+            history=options.contrastive_weight > 0,
+            teacher_cache=True,
+        )
 
     @classmethod
     def build(cls, options: DCKDOptions, parts: Parts) -> DCKD:
         uses_vqgan = options.contrastive_weight > 0 or options.codebook_weight > 0
         contrastive = options.contrastive_weight > 0
-        history = HistoryModel.from_options(parts.student, options.history, parts.ema_decay, "dckd") if contrastive else None
-        negatives = NegativeInputs(options.num_degraded_negatives, options.include_clean_negative, options.degradations,
-                                   parts.generator("negatives")) if contrastive else None
-        augmentation = InvertibleAugmentation(options.lcr_operations, options.lcr_probability,
-                                              parts.generator("lcr")) if options.lcr_weight > 0 else None
+        history = (
+            HistoryModel.from_options(parts.student, options.history, parts.ema_decay, "dckd") if contrastive else None
+        )
+        negatives = (
+            NegativeInputs(
+                options.num_degraded_negatives,
+                options.include_clean_negative,
+                options.degradations,
+                parts.generator("negatives"),
+            )
+            if contrastive
+            else None
+        )
+        augmentation = (
+            InvertibleAugmentation(options.lcr_operations, options.lcr_probability, parts.generator("lcr"))
+            if options.lcr_weight > 0
+            else None
+        )
         return cls(
             parts.student,
             parts.teacher,
@@ -309,7 +337,9 @@ class DCKD(Method):
         for name in ("history", "negatives", "augmentation"):
             part = getattr(self, name)
             if (part is None) != (name not in state):
-                raise ValueError(f"checkpoint {'lacks' if part is not None else 'has'} DCKD state {name!r}; "
-                                 "the run's configuration differs from the checkpoint's")
+                raise ValueError(
+                    f"checkpoint {'lacks' if part is not None else 'has'} DCKD state {name!r}; "
+                    "the run's configuration differs from the checkpoint's"
+                )
             if part is not None:
                 part.load_state_dict(state[name])

@@ -17,7 +17,9 @@ class NegativeInputs:
     degraded copy. Degradation parameters come from an explicit generator whose state is checkpointed.
     """
 
-    def __init__(self, num_degraded: int, include_clean: bool, degradations: Sequence[str], generator: torch.Generator) -> None:
+    def __init__(
+        self, num_degraded: int, include_clean: bool, degradations: Sequence[str], generator: torch.Generator
+    ) -> None:
         if num_degraded < 0 or (num_degraded == 0 and not include_clean):
             raise ValueError(f"no negatives: num_degraded={num_degraded}, include_clean={include_clean}")
         self.num_degraded = num_degraded

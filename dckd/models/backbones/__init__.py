@@ -43,12 +43,22 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 # Parameter counts printed in the DCKD paper (Table 1 / Tables 2-4), for ``dckd models``.
 PAPER_PARAMETERS: dict[str, str] = {
-    "swinir_m_x2": "11.9M", "swinir_m_x3": "11.9M", "swinir_m_x4": "11.9M",
-    "swinir_s_x2": "1.2M", "swinir_s_x3": "1.2M", "swinir_s_x4": "1.2M",
-    "rcan_x2": "15.6M", "rcan_x3": "15.6M", "rcan_x4": "15.6M",
-    "rcan_student_x2": "5.2M", "rcan_student_x3": "5.2M", "rcan_student_x4": "5.2M",
-    "nafnet_gopro_width32": "17.1M", "nafnet_width16": "2.7M",
-    "restormer": "26.1M", "restormer_dim24": "3.8M",
+    "swinir_m_x2": "11.9M",
+    "swinir_m_x3": "11.9M",
+    "swinir_m_x4": "11.9M",
+    "swinir_s_x2": "1.2M",
+    "swinir_s_x3": "1.2M",
+    "swinir_s_x4": "1.2M",
+    "rcan_x2": "15.6M",
+    "rcan_x3": "15.6M",
+    "rcan_x4": "15.6M",
+    "rcan_student_x2": "5.2M",
+    "rcan_student_x3": "5.2M",
+    "rcan_student_x4": "5.2M",
+    "nafnet_gopro_width32": "17.1M",
+    "nafnet_width16": "2.7M",
+    "restormer": "26.1M",
+    "restormer_dim24": "3.8M",
 }
 
 # FAKD's default hook points: the residual groups / transformer layers whose outputs are compared.
@@ -65,7 +75,9 @@ FEATURE_GROUPS: dict[str, Callable[[nn.Module], list[str]]] = {
 def _convert_rcan(state_dict: dict, network: nn.Module) -> dict:
     if not rcan.is_edsr_pytorch_layout(state_dict):
         return state_dict
-    return rcan.convert_edsr_pytorch_state_dict(state_dict, num_group=len(network.body), num_block=len(network.body[0].residual_group))
+    return rcan.convert_edsr_pytorch_state_dict(
+        state_dict, num_group=len(network.body), num_block=len(network.body[0].residual_group)
+    )
 
 
 def _convert_edsr(state_dict: dict, network: nn.Module) -> dict:
@@ -77,7 +89,9 @@ def _convert_edsr(state_dict: dict, network: nn.Module) -> dict:
 KEY_CONVERTERS: dict[str, Callable[[dict, nn.Module], dict]] = {"rcan": _convert_rcan, "edsr": _convert_edsr}
 
 
-def resolve(preset: str | None, backbone: str | None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def resolve(
+    preset: str | None, backbone: str | None, options: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """(backbone name, constructor kwargs) from a preset and/or backbone plus overriding options."""
     kwargs: dict[str, Any] = {}
     if preset is not None:

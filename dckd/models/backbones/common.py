@@ -18,8 +18,14 @@ from torch import nn
 
 from dckd.models.padding import pad_to_multiple
 
-__all__ = ["DIV2K_RGB_MEAN", "Upsample", "check_pixel_shuffle_scale", "drop_mean_shift", "mean_tensor",
-           "pad_to_multiple"]
+__all__ = [
+    "DIV2K_RGB_MEAN",
+    "Upsample",
+    "check_pixel_shuffle_scale",
+    "drop_mean_shift",
+    "mean_tensor",
+    "pad_to_multiple",
+]
 
 DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
 """Mean RGB value of the DIV2K training set in [0, 1], the ``rgb_mean`` default of BasicSR and EDSR-PyTorch."""
@@ -88,7 +94,9 @@ def drop_mean_shift(
         if not present:
             continue
         if len(present) == 1:
-            raise KeyError(f"checkpoint has {present[0]!r} but not its pair: expected both {weight_key!r} and {bias_key!r}")
+            raise KeyError(
+                f"checkpoint has {present[0]!r} but not its pair: expected both {weight_key!r} and {bias_key!r}"
+            )
         weight, bias = state_dict[weight_key].double(), state_dict[bias_key].double()
         expected_bias = sign * img_range * mean
         if weight.shape != expected_weight.shape or not torch.allclose(weight, expected_weight.double(), atol=1e-6):
@@ -113,7 +121,7 @@ def convert_pixel_shuffle_tail(key: str, new_prefix: str, old_prefix: str = "tai
     """
     if not key.startswith(old_prefix):
         return None
-    rest = key[len(old_prefix):]
+    rest = key[len(old_prefix) :]
     index, _, parameter = rest.partition(".")
     if not index.isdigit() or parameter not in ("weight", "bias"):
         return None

@@ -163,9 +163,6 @@ PRESETS: dict[str, dict] = {
         for scale in (2, 3, 4)
     },
     # EDSR: 32 blocks, 256 channels; residuals scaled by 0.1 to keep the wide network's training stable.
-    **{
-        f"edsr_x{scale}": {"num_feat": 256, "num_block": 32, "upscale": scale, "res_scale": 0.1}
-        for scale in (2, 3, 4)
-    },
+    **{f"edsr_x{scale}": {"num_feat": 256, "num_block": 32, "upscale": scale, "res_scale": 0.1} for scale in (2, 3, 4)},
 }
 """EDSR(num_in_ch=3, num_out_ch=3, **PRESETS[name])."""

@@ -219,7 +219,13 @@ PRESETS: dict[str, dict] = {
     },
     # DCKD's RCAN student: the same with 6 RCABs per group.
     **{
-        f"rcan_student_x{scale}": {"num_feat": 64, "num_group": 10, "num_block": 6, "squeeze_factor": 16, "upscale": scale}
+        f"rcan_student_x{scale}": {
+            "num_feat": 64,
+            "num_group": 10,
+            "num_block": 6,
+            "squeeze_factor": 16,
+            "upscale": scale,
+        }
         for scale in (2, 3, 4)
     },
 }

@@ -23,13 +23,27 @@ from torch import nn
 PRESETS: dict[str, dict] = {
     # Teacher: the official Restormer (~26.1M parameters).
     "restormer": dict(
-        inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8], num_refinement_blocks=4,
-        heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False, LayerNorm_type="WithBias",
+        inp_channels=3,
+        out_channels=3,
+        dim=48,
+        num_blocks=[4, 6, 6, 8],
+        num_refinement_blocks=4,
+        heads=[1, 2, 4, 8],
+        ffn_expansion_factor=2.66,
+        bias=False,
+        LayerNorm_type="WithBias",
     ),
     # Student: dim 24 with 22 blocks (~3.8M); the paper gives only the count, this split matches it.
     "restormer_dim24": dict(
-        inp_channels=3, out_channels=3, dim=24, num_blocks=[2, 3, 3, 4], num_refinement_blocks=2,
-        heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False, LayerNorm_type="WithBias",
+        inp_channels=3,
+        out_channels=3,
+        dim=24,
+        num_blocks=[2, 3, 3, 4],
+        num_refinement_blocks=2,
+        heads=[1, 2, 4, 8],
+        ffn_expansion_factor=2.66,
+        bias=False,
+        LayerNorm_type="WithBias",
     ),
 }
 

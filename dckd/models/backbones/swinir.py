@@ -257,9 +257,7 @@ class SwinTransformerBlock(nn.Module):
             mask = shift_window_mask(*self.input_resolution, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", mask)
 
-    def forward(
-        self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, H*W, C) with (H, W) = x_size, multiples of the window size; returns the same shape.
 
         ``shift_mask`` is used for sizes other than ``input_resolution`` (computed here when not given)."""
@@ -340,9 +338,7 @@ class BasicLayer(nn.Module):
             for index in range(depth)
         )
 
-    def forward(
-        self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.blocks:
             if self.use_checkpoint and self.training:
                 x = torch.utils.checkpoint.checkpoint(block, x, x_size, shift_mask, use_reentrant=False)
@@ -374,9 +370,7 @@ class RSTB(nn.Module):
         self.residual_group = BasicLayer(dim=dim, **layer_options)
         self.conv = residual_conv(dim, resi_connection)
 
-    def forward(
-        self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, H*W, C) -> (N, H*W, C)."""
         batch, _, channels = x.shape
         features = self.residual_group(x, x_size, shift_mask)
@@ -513,13 +507,17 @@ class SwinIR(nn.Module):
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
 
         if upsampler == "pixelshuffle":
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
+            self.conv_before_upsample = nn.Sequential(
+                nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True)
+            )
             self.upsample = Upsample(upscale, num_feat)
             self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         elif upsampler == "pixelshuffledirect":
             self.upsample = UpsampleOneStep(upscale, embed_dim, num_out_ch)
         elif upsampler == "nearest+conv":
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
+            self.conv_before_upsample = nn.Sequential(
+                nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True)
+            )
             self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
             self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
             self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
