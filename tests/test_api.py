@@ -186,3 +186,22 @@ def test_a_method_added_with_one_dict_entry_trains_checkpoints_resumes_and_dry_r
     assert [r["iter"] for r in read_log(run_dir / "log.jsonl") if "blended" in r] == [2, 3, 4, 6]
     # The run's own config reloads to the same config (and names the method's section).
     assert load_config(run_dir / "config.yaml") == config_from_dict(raw)
+
+
+def test_a_run_folder_written_by_dckd_0_1_still_loads_and_resumes(tmp_path: Path, image_folder: Path) -> None:
+    """config.yaml (every method's section), weights.pth and a training checkpoint written before the redesign."""
+    fixture = ROOT / "tests" / "fixtures" / "dckd_0_1_run"
+    run_dir = tmp_path / "runs" / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    text = (fixture / "config.yaml").read_text().replace("RUNS", str(tmp_path / "runs"))
+    (run_dir / "config.yaml").write_text(text.replace("IMAGES", str(image_folder)))
+    for name in ("weights.pth", "checkpoints/iter_00000002.pth", "checkpoints/iter_00000002.pth.sha256"):
+        (run_dir / name).write_bytes((fixture / name).read_bytes())
+    config = load_config(run_dir / "config.yaml", ["train.total_iters=4"])
+    assert config.method == "scratch" and config.data.lq_patch_size == 8
+    network = dckd.load_network(run_dir / "weights.pth")
+    assert type(network).__name__ == "EDSR"
+    train(config)  # resumes from the old checkpoint at iteration 2
+    assert [iteration for iteration, _ in list_checkpoints(run_dir)][0] == 4
+    with pytest.raises(dckd.errors.ConfigError, match="section 'dckd' is set but method is 'scratch'"):
+        load_config(run_dir / "config.yaml", ["dckd.kd_weight=0.5"])
