@@ -15,8 +15,11 @@
 
 Every term with weight 0 is skipped with all the forward passes only it needs (teacher, history
 model, VQGAN passes). Frozen passes run under ``no_grad`` and are batched: the teacher runs once on
-[x, A(x)], the history model once on all negatives, the VQGAN once (full pass) on [T(x), negatives] and
-once on S(x), whose features and code logits come from that same pass.
+[x, A(x)], the history model once on all negatives, the VQGAN once on [T(x), negatives] (the whole
+encoder when the codebook term needs T(x)'s code distribution, else up to the last feature level) and
+once on S(x), whose features and code logits come from that same pass. Each part runs in a
+``record_function`` scope (``dckd.teacher``, ``dckd.student``, ``dckd.history``, ``dckd.vqgan_frozen``,
+``dckd.vqgan_anchor``) that ``benchmarks/demo_step.py`` reads to attribute the time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from dckd.data.imresize import imresize_tensor
 from dckd.errors import ConfigError
@@ -248,14 +252,16 @@ class DCKD(Method):
         needs_teacher = self.kd_weight or self.contrastive_weight or self.codebook_weight or self.lcr_weight
         teacher_clean = teacher_augmented = None
         if needs_teacher:
-            teacher_clean, teacher_augmented = teacher_outputs(self.teacher, batch, augmented)
+            with record_function("dckd.teacher"):
+                teacher_clean, teacher_augmented = teacher_outputs(self.teacher, batch, augmented)
 
         # Student, once, on [x] or [x, A(x)] (DUKD's student-side augmentation).
-        if student_side_lcr:
-            student_outputs = self.student(torch.cat([lq, augmented]))
-            output, student_augmented = student_outputs[:size], student_outputs[size:]
-        else:
-            output = self.student(lq)
+        with record_function("dckd.student"):
+            if student_side_lcr:
+                student_outputs = self.student(torch.cat([lq, augmented]))
+                output, student_augmented = student_outputs[:size], student_outputs[size:]
+            else:
+                output = self.student(lq)
 
         terms = self.reconstruction_terms(output, gt)
         if self.kd_weight:
@@ -274,28 +280,34 @@ class DCKD(Method):
         size = output.shape[0]
         full_pass = self.codebook_weight > 0
         with torch.no_grad():
-            frozen_images = [teacher_clean]
+            negatives = None
             if self.contrastive_weight:
-                frozen_images.append(self.history.network(self.negatives(lq)))  # (J*N, C, sH, sW)
-            frozen_batch = torch.cat(frozen_images)
+                with record_function("dckd.history"):
+                    negatives = self.history.network(self.negatives(lq))  # (J*N, C, sH, sW)
+            with record_function("dckd.vqgan_frozen"):
+                # One batched pass over [T(x), negatives]: the whole encoder when the codebook term needs the
+                # teacher's code distribution, else only up to the last feature level.
+                frozen_batch = teacher_clean if negatives is None else torch.cat([teacher_clean, negatives])
+                if full_pass:
+                    frozen_features, frozen_logits = self.vqgan.features_and_code_logits(frozen_batch)
+                    positions = frozen_logits.shape[0] * size // frozen_batch.shape[0]  # T(x)'s rows come first
+                    teacher_logits = frozen_logits[:positions]
+                else:
+                    frozen_features = self.vqgan.features(frozen_batch)
+                positive_features = [feature[:size] for feature in frozen_features]
+                negative_features = [feature[size:] for feature in frozen_features]
+        with record_function("dckd.vqgan_anchor"):
             if full_pass:
-                frozen_features, frozen_logits = self.vqgan.features_and_code_logits(frozen_batch)
+                anchor_features, student_logits = self.vqgan.features_and_code_logits(output)
             else:
-                frozen_features = self.vqgan.features(frozen_batch)
-        if full_pass:
-            anchor_features, student_logits = self.vqgan.features_and_code_logits(output)
-        else:
-            anchor_features = self.vqgan.features(output)
+                anchor_features = self.vqgan.features(output)
         terms = {}
         if self.contrastive_weight:
-            positive = [feature[:size] for feature in frozen_features]
-            negatives = [feature[size:] for feature in frozen_features]
             terms["contrastive"] = self.contrastive_weight * contrastive_ratio_loss(
-                anchor_features, positive, negatives, self.layer_weights
+                anchor_features, positive_features, negative_features, self.layer_weights
             )
         if self.codebook_weight:
-            positions = student_logits.shape[0]  # N*h*w rows of the student; the teacher's are the first rows
-            teacher_probabilities = torch.softmax(frozen_logits[:positions], dim=-1)
+            teacher_probabilities = torch.softmax(teacher_logits, dim=-1)  # (N*h*w, K), rows as the student's
             terms["codebook"] = self.codebook_weight * codebook_cross_entropy(
                 torch.log_softmax(student_logits, dim=-1), teacher_probabilities, self.codebook_formula
             )
