@@ -11,14 +11,11 @@ from dckd.eval.statistics import paired_difference, summarize, t_quantile_95
 
 def t_cdf(x: float, df: int, steps: int = 20000) -> float:
     """P(T <= x) for Student's t by Simpson's rule on the density (an independent check of the table)."""
-    density = lambda t: (
-        math.gamma((df + 1) / 2)
-        / (math.sqrt(df * math.pi) * math.gamma(df / 2))
-        * (  # noqa: E731
-            1 + t * t / df
-        )
-        ** (-(df + 1) / 2)
-    )
+    constant = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+
+    def density(t: float) -> float:
+        return constant * (1 + t * t / df) ** (-(df + 1) / 2)
+
     width = x / steps
     total = density(0) + density(x) + sum((4 if i % 2 else 2) * density(i * width) for i in range(1, steps))
     return 0.5 + total * width / 3
