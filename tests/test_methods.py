@@ -266,3 +266,26 @@ def test_dckd_state_restores_the_negatives_bit_for_bit() -> None:
     again = second(batch())
     for name in ("contrastive", "codebook", "lcr"):
         assert torch.equal(expected[name], again[name]), name
+
+
+def test_contrastive_schedule_beyond_the_paper_skips_then_ramps_and_resumes() -> None:
+    student, teacher, vqgan = networks()
+    method = make("dckd", student, teacher, vqgan, contrastive_start_iters=2, contrastive_ramp_iters=4)
+    history_calls = CallCounter(method.history.network)
+    for iteration in (1, 2):  # off: not computed, the history model does not run
+        assert "contrastive" not in method(batch())
+        method.after_step(iteration, student, None)
+    assert history_calls.calls == 0
+    plain = make("dckd", student, teacher, vqgan)
+    reference = plain(batch())["contrastive"]
+    plain.generator.set_state(method.generator.get_state())
+    factors = []
+    for iteration in (3, 4, 5, 6, 7):
+        factors.append(method.contrastive_factor())
+        assert "contrastive" in method(batch())
+        method.after_step(iteration, student, None)
+    assert factors == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert history_calls.calls == 5 and reference.item() > 0
+    restored = make("dckd", student, teacher, vqgan, contrastive_start_iters=2, contrastive_ramp_iters=4)
+    restored.load_state_dict(copy.deepcopy(method.state_dict()))
+    assert restored.steps == 7 and restored.contrastive_factor() == 1.0

@@ -97,6 +97,12 @@ class DCKDOptions(ReconstructionOptions):
     """Zoom-in: GT sub-patches of the input patch size become extra inputs."""
     upcycling_zoom_out: bool = True
     """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
+    contrastive_start_iters: int = 0
+    """Beyond the paper (0 = the paper: on from the first iteration): the contrastive term is off, and not
+    computed, during the first this many iterations, while the history model is still (nearly) the student."""
+    contrastive_ramp_iters: int = 0
+    """Beyond the paper (0 = the paper: full weight at once): after ``contrastive_start_iters`` the contrastive
+    weight grows linearly from 0 to ``contrastive_weight`` over this many iterations."""
 
     def __post_init__(self) -> None:
         check_weights(
@@ -120,6 +126,8 @@ class DCKDOptions(ReconstructionOptions):
             raise ConfigError("degradations is empty but degraded negatives are requested")
         if self.upcycling_weight and not (self.upcycling_zoom_in or self.upcycling_zoom_out):
             raise ConfigError("upcycling_weight > 0 but both upcycling_zoom_in and upcycling_zoom_out are off")
+        if self.contrastive_start_iters < 0 or self.contrastive_ramp_iters < 0:
+            raise ConfigError("contrastive_start_iters and contrastive_ramp_iters must be >= 0")
 
     @property
     def num_degraded_negatives(self) -> int:
@@ -153,6 +161,8 @@ class DCKD(Method):
         upcycling_zoom_in: bool = True,
         upcycling_zoom_out: bool = True,
         generator: torch.Generator | None = None,
+        contrastive_start_iters: int = 0,
+        contrastive_ramp_iters: int = 0,
     ) -> None:
         if contrastive_weight and (history is None or negatives is None or vqgan is None):
             raise ValueError("the contrastive term needs a VQGAN, a history model and a negative sampler")
@@ -180,6 +190,9 @@ class DCKD(Method):
         self.upcycling_zoom_out = upcycling_zoom_out
         # Zoom-in crop positions; only drawn when upcycling is on.
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.contrastive_start_iters = contrastive_start_iters
+        self.contrastive_ramp_iters = contrastive_ramp_iters
+        self.steps = 0  # optimiser steps done (the contrastive schedule beyond the paper counts them)
 
     @classmethod
     def needs(cls, options: DCKDOptions) -> Needs:
@@ -237,6 +250,8 @@ class DCKD(Method):
             upcycling_zoom_in=options.upcycling_zoom_in,
             upcycling_zoom_out=options.upcycling_zoom_out,
             generator=parts.generator("upcycling"),
+            contrastive_start_iters=options.contrastive_start_iters,
+            contrastive_ramp_iters=options.contrastive_ramp_iters,
         )
 
     # ------------------------------------------------------------------ forward
@@ -270,18 +285,28 @@ class DCKD(Method):
             terms["lcr"] = self.lcr_weight * l1_loss(output, self.augmentation.invert(teacher_augmented, plan))
         if student_side_lcr:
             terms["lcr"] = self.lcr_weight * l1_loss(student_augmented, teacher_augmented)
-        if self.contrastive_weight or self.codebook_weight:
+        if (self.contrastive_weight and self.contrastive_factor()) or self.codebook_weight:
             terms.update(self._vqgan_terms(lq, output, teacher_clean))
         if self.upcycling_weight:
             terms["upcycling"] = self.upcycling_weight * self._upcycling(lq, gt)
         return result(terms, output)
 
+    def contrastive_factor(self) -> float:
+        """The schedule beyond the paper at this iteration: 0 (term off), a ramp, or 1 (the paper)."""
+        iteration = self.steps + 1
+        if iteration <= self.contrastive_start_iters:
+            return 0.0
+        if self.contrastive_ramp_iters:
+            return min(1.0, (iteration - self.contrastive_start_iters) / self.contrastive_ramp_iters)
+        return 1.0
+
     def _vqgan_terms(self, lq: Tensor, output: Tensor, teacher_clean: Tensor) -> dict[str, Tensor]:
         size = output.shape[0]
         full_pass = self.codebook_weight > 0
+        contrastive_weight = self.contrastive_weight * self.contrastive_factor()
         with torch.no_grad():
             negatives = None
-            if self.contrastive_weight:
+            if contrastive_weight:
                 with record_function("dckd.history"):
                     negatives = self.history.network(self.negatives(lq))  # (J*N, C, sH, sW)
             with record_function("dckd.vqgan_frozen"):
@@ -302,8 +327,8 @@ class DCKD(Method):
             else:
                 anchor_features = self.vqgan.features(output)
         terms = {}
-        if self.contrastive_weight:
-            terms["contrastive"] = self.contrastive_weight * contrastive_ratio_loss(
+        if contrastive_weight:
+            terms["contrastive"] = contrastive_weight * contrastive_ratio_loss(
                 anchor_features, positive_features, negative_features, self.layer_weights
             )
         if self.codebook_weight:
@@ -329,13 +354,14 @@ class DCKD(Method):
 
     # ------------------------------------------------------------------ schedule and state
     def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
+        self.steps = iteration
         return self.history.after_step(iteration, student, ema) if self.history is not None else {}
 
     def frozen_networks(self) -> dict[str, nn.Module]:
         return {"history": self.history.network} if self.history is not None else {}
 
     def state_dict(self) -> dict:
-        state = {"generator": self.generator.get_state()}
+        state = {"generator": self.generator.get_state(), "steps": self.steps}
         if self.history is not None:
             state["history"] = self.history.state_dict()
         if self.negatives is not None:
@@ -346,6 +372,7 @@ class DCKD(Method):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        self.steps = int(state.get("steps", 0))  # checkpoints of dckd 0.1 hold no count (their runs had no schedule)
         for name in ("history", "negatives", "augmentation"):
             part = getattr(self, name)
             if (part is None) != (name not in state):
