@@ -53,3 +53,12 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 class NonFiniteLossError(DckdError, RuntimeError):
     """Too many consecutive non-finite losses; the last good state was saved."""
+
+
+class RunFolderBusyError(DckdError):
+    """Another process holds the run folder's lock (``dckd.engine.run_folder``): one run per folder."""
+
+
+class RunFolderWriteError(DckdError):
+    """The run folder cannot be written (read-only, disk full, a file where a folder should be); the message
+    names the path and says what to do. The previous checkpoint is left intact."""
