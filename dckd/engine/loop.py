@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import signal
 import sys
 import time
@@ -126,7 +127,8 @@ def _data_stop_message(error: BaseException) -> str:
     """The one line of a data error; a DataLoader worker's error arrives with the worker's traceback in its text."""
     if isinstance(error, OSError) and not isinstance(error, DatasetError) and error.filename:
         return f"cannot read {error.filename}: {error.strerror or error}"
-    return str(error).strip().splitlines()[-1].split("Error: ", 1)[-1]
+    last = str(error).strip().splitlines()[-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
 
 
 def _lock(lock: RunFolderLock, context: distributed.Context, say) -> None:
@@ -283,24 +285,8 @@ def _train(
     optimizer = build_optimizer(config, student.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=options.precision == "float16")
 
-    # ---- run folder: written only now that the config, data and networks are valid; locked before the first write.
-    run_log = None
-    if context.is_main:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise write_error(error, run_dir) from None
-    _lock(lock, context, say)
-    if context.is_main:
-        try:
-            (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
-            run_log = RunLog(run_dir, tensorboard=options.tensorboard)
-            for leftover in remove_partial_writes(run_dir):
-                say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
-        except OSError as error:
-            raise write_error(error, run_dir / "config.yaml") from None
-
-    # ---- resume: an explicit checkpoint, or the newest valid one in the run folder; it must be this run's.
+    # ---- resume (before the run folder is written): an explicit checkpoint, or the newest valid one in the
+    # run folder (locked when it exists); it must be this run's.
     identity = run_identity(
         config.method,
         network_record(config.student),
@@ -341,6 +327,26 @@ def _train(
             )
         start_iteration, nonfinite_streak = int(state["iteration"]), int(state.get("nonfinite_streak", 0))
         say(f"resumed from {path} at iteration {start_iteration}")
+    # ---- run folder: written only now that the config, data and networks are valid; locked before the first write.
+    run_log = None
+    if context.is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(error, run_dir) from None
+    appeared = context.is_main and not lock.acquired and bool(list_checkpoints(run_dir))
+    _lock(lock, context, say)
+    if distributed.broadcast_object(appeared, context):  # another run made the folder while this one started
+        raise RunFolderBusyError(f"run folder {run_dir} was filled by another run while this one was starting")
+    if context.is_main:
+        try:
+            (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+            run_log = RunLog(run_dir, tensorboard=options.tensorboard)
+            for leftover in remove_partial_writes(run_dir):
+                say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
+        except OSError as error:
+            raise write_error(error, run_dir / "config.yaml") from None
+
     # Known-good bookkeeping: a checkpoint is good once a finite loss was computed from its parameters (any
     # iteration after it with a finite loss). The parameters of checkpoints at or after ``last_finite`` are
     # the current ones, not yet known good; ``written`` are the checkpoints this process wrote.
@@ -387,7 +393,7 @@ def _train(
         try:
             path = save_checkpoint(state, run_dir, iteration, options.keep_checkpoints, max(good, default=None))
         except OSError as error:
-            raise write_error(error, run_dir / "checkpoints") from None
+            raise write_error(error, run_dir / "checkpoints" / f"iter_{iteration:08d}.pth") from None
         written[iteration] = path
         run_log.event(iteration, checkpoint=str(path))
 

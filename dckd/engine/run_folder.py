@@ -16,6 +16,7 @@ cluster file systems only lock per machine unless mounted with their flock optio
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -119,10 +120,10 @@ class RunFolderLock:
             _held[key] = (descriptor, count - 1)
             return
         del _held[key]
-        try:
-            self.path.unlink(missing_ok=True)  # while still locked: the next run finds no stale record
-        except OSError:
-            pass  # a read-only folder: the record stays, and the next run takes it over as stale
+        # While still locked: the next run finds no stale record (in a read-only folder the record stays, and
+        # the next run takes it over as stale).
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
         os.close(descriptor)
 
     def __enter__(self) -> RunFolderLock:
@@ -149,7 +150,9 @@ _ADVICE = {
 
 def write_error(error: OSError, path: Path | str) -> RunFolderWriteError:
     """One line for an ``OSError`` while writing ``path``: the path, the reason and what to do."""
-    where = error.filename if getattr(error, "filename", None) else path
+    named = getattr(error, "filename", None)
+    # A temporary file beside the target (atomic writes) is named by its target.
+    where = named if named and Path(named).parent != Path(path).parent else path
     reason = error.strerror or str(error)
     advice = _ADVICE.get(error.errno, "fix the cause and run the same command to resume")
     return RunFolderWriteError(f"cannot write {where}: {reason}; {advice}")
