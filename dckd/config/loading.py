@@ -195,8 +195,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-MAX_CONFIG_BYTES = 256 * 1024
-"""A config or options file is a few kilobytes; a larger file is refused before it is parsed."""
+MAX_CONFIG_BYTES = 64 * 1024
+"""A config or options file is a few kilobytes (the largest shipped one: 5 KB); a larger file is refused before
+it is parsed, which bounds the parse at well under a second."""
 MAX_YAML_DEPTH = 32
 """Nesting levels a config may have (dckd's deepest section nests 5)."""
 MAX_YAML_NODES = 20000
