@@ -52,7 +52,8 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 
 class NonFiniteLossError(DckdError, RuntimeError):
-    """Too many consecutive non-finite losses; the last good state was saved."""
+    """Too many consecutive non-finite losses (or none finite at all); the diverged state is not kept, the newest
+    good checkpoint is named."""
 
 
 class RunFolderBusyError(DckdError):

@@ -215,7 +215,8 @@ class TrainConfig:
     grad_clip_norm: float = 0.0
     """Clip the gradient norm to this value (0 = off)."""
     max_consecutive_nonfinite: int = 5
-    """A non-finite loss skips the step; this many in a row stop the run (after saving the last good state)."""
+    """A non-finite loss skips the step; this many in a row stop the run (the diverged parameters are not kept; the
+    newest good checkpoint stays and is named)."""
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
     """Autocast dtype for all networks (float32 = the reference path)."""
     channels_last: bool = False
