@@ -511,3 +511,34 @@ def test_a_teacher_without_checkpoint_needs_random_init(tmp_path, image_folder, 
     message = one_line_error(capsys, main(["train", str(path), "--dry-run"]))
     assert "teacher.checkpoint: not set" in message and "pretrain_network_t" in message
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_codebook_on_a_locked_log_folder_stops_naming_the_holder(tmp_path, capsys):
+    images = write_images(tmp_path / "images", 2, 32, 32)
+    log_dir = tmp_path / "logs"
+    holder = hold_lock(log_dir)
+    try:
+        before = snapshot(tmp_path)
+        arguments = ["train-codebook", str(images), "--output", str(tmp_path / "codebook.pth")]
+        arguments += ["--log-dir", str(log_dir), "--iterations", "2", "--crop-size", "16", "--batch-size", "2"]
+        message = one_line_error(capsys, main(arguments))
+        assert f"run folder {log_dir} is in use by process {holder.pid}" in message
+        assert snapshot(tmp_path) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_an_explicit_resume_of_another_runs_checkpoint_is_refused(tmp_path, image_folder, capsys):
+    raw = tiny_run_config(tmp_path, image_folder, name="scratch_run")
+    raw["data"]["validation"] = []
+    assert main(["train", str(write_config(tmp_path, raw))]) == 0
+    checkpoint = list_checkpoints(tmp_path / "runs" / "scratch_run")[0][1]
+    other = tiny_run_config(tmp_path, image_folder, "logits", name="logits_run")
+    other["data"]["validation"] = []
+    config = write_config(tmp_path, other, "logits.yaml")
+    capsys.readouterr()
+    message = one_line_error(capsys, main(["train", str(config), "--resume", str(checkpoint)]))
+    assert f"checkpoint {checkpoint} does not fit this run's configuration" in message
+    assert f"student.checkpoint: {checkpoint}" in message  # how to start from its weights instead
+    assert not (tmp_path / "runs" / "logits_run").exists()
