@@ -225,7 +225,8 @@ def our_method(variant: Variant, student, teacher, vqgan, backbone_spec):
         "train": {"precision": variant.precision},
     }
     if method != "scratch":
-        raw["teacher"] = {"backbone": backbone_spec[0], "options": backbone_spec[1]}
+        # The networks are passed to build_method; the config only names them (random_init: no checkpoint to load).
+        raw["teacher"] = {"backbone": backbone_spec[0], "options": backbone_spec[1], "random_init": True}
     if method == "dckd":
         raw["vqgan"] = {"checkpoint": "unused"}
         raw["dckd"] = {"lcr_weight": 1.0 if variant.method == "dckd_star" else 0.0}

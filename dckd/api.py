@@ -218,7 +218,8 @@ def distill(
             )
         raw["teacher"] = {"backbone": record["backbone"], "options": record["options"], "checkpoint": str(teacher)}
     elif teacher is not None:
-        raw["teacher"] = {"backbone": _class_path(teacher)}
+        # Its weights are in memory: recorded as such (a config file cannot rebuild them), as for the VQGAN.
+        raw["teacher"] = {"backbone": _class_path(teacher), "checkpoint": f"<in memory: {type(teacher).__name__}>"}
         networks["teacher"] = teacher
     if isinstance(vqgan, (str, Path)):
         raw["vqgan"] = {"checkpoint": str(vqgan)}

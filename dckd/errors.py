@@ -52,4 +52,14 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 
 class NonFiniteLossError(DckdError, RuntimeError):
-    """Too many consecutive non-finite losses; the last good state was saved."""
+    """Too many consecutive non-finite losses (or none finite at all); the diverged state is not kept, the newest
+    good checkpoint is named."""
+
+
+class RunFolderBusyError(DckdError):
+    """Another process holds the run folder's lock (``dckd.engine.run_folder``): one run per folder."""
+
+
+class RunFolderWriteError(DckdError):
+    """The run folder cannot be written (read-only, disk full, a file where a folder should be); the message
+    names the path and says what to do. The previous checkpoint is left intact."""

@@ -120,6 +120,7 @@ def tiny_run_config(tmp_path: Path, image_folder: Path, method: str = "scratch",
         },
     }
     if method in ("logits", "fakd", "dckd"):
-        config["teacher"] = tiny_edsr(features=12, blocks=2)
+        # A random stand-in teacher, said explicitly (a teacher without checkpoint is otherwise an error).
+        config["teacher"] = {**tiny_edsr(features=12, blocks=2), "random_init": True}
     config.update(sections)
     return config

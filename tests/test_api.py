@@ -169,7 +169,7 @@ def test_a_method_added_with_one_dict_entry_trains_checkpoints_resumes_and_dry_r
 ) -> None:
     monkeypatch.setitem(METHODS, "half_kd", HalfKD)
     raw = tiny_run_config(tmp_path, image_folder, "half_kd", half_kd={"blend": 0.25})
-    raw["teacher"] = tiny_edsr(features=12, blocks=2)
+    raw["teacher"] = {**tiny_edsr(features=12, blocks=2), "random_init": True}
     config_path = tmp_path / "half_kd.yaml"
     config_path.write_text(yaml.safe_dump(raw))
 

@@ -303,7 +303,7 @@ def test_preset_builds_and_takes_one_step(path: Path, tmp_path: Path, tiny_vqgan
     scale, task = data.get("scale", 4), data.get("task", "sr")
     raw["student"] = _tiny_network(raw["student"], scale, task)
     if raw.get("teacher"):
-        raw["teacher"] = _tiny_network(raw["teacher"], scale, task)
+        raw["teacher"] = {**_tiny_network(raw["teacher"], scale, task), "random_init": True}
     if raw.get("vqgan"):
         raw["vqgan"] = {"checkpoint": str(tiny_vqgan_file), **TINY_VQGAN}
     data["train"] = _tiny_dataset(data["train"], scale, tmp_path)

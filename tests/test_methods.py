@@ -37,7 +37,7 @@ def batch(seed: int = 1, size: int = 3, patch: int = 12) -> dict:
 def make(method: str, student, teacher, vqgan, **options):
     raw = {"method": method, "student": tiny_edsr(SCALE), "data": {"scale": SCALE}, "train": {"ema_decay": 0.0}}
     if method in ("logits", "fakd", "dckd"):
-        raw["teacher"] = tiny_edsr(SCALE, features=12, blocks=2)
+        raw["teacher"] = {**tiny_edsr(SCALE, features=12, blocks=2), "random_init": True}
     if method in ("dckd", "mclir"):
         raw["vqgan"] = {"checkpoint": "unused.pth"}
     if method == "dckd" or method == "mclir":

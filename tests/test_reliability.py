@@ -165,7 +165,8 @@ def test_sigterm_saves_and_the_resumed_run_is_identical(tmp_path, image_folder, 
 
 def test_non_finite_losses_skip_steps_then_stop_with_the_last_good_state(tmp_path, image_folder, monkeypatch, capsys):
     raw = tiny_run_config(tmp_path, image_folder, "scratch")
-    raw["train"].update(total_iters=20, max_consecutive_nonfinite=3, checkpoint_every_iters=100)
+    # A checkpoint every iteration, only one kept: rotation must still keep the newest known-good one.
+    raw["train"].update(total_iters=20, max_consecutive_nonfinite=3, checkpoint_every_iters=1, keep_checkpoints=1)
     config = config_from_dict(raw)
     from dckd.methods.scratch import Scratch
 
@@ -179,16 +180,25 @@ def test_non_finite_losses_skip_steps_then_stop_with_the_last_good_state(tmp_pat
             result["loss"] = result["loss"] * float("nan")
         return result
 
-    monkeypatch.setattr(Scratch, "forward", forward)
-    with pytest.raises(NonFiniteLossError, match="3 consecutive non-finite losses"):
-        train(config)
+    with monkeypatch.context() as patch:
+        patch.setattr(Scratch, "forward", forward)
+        with pytest.raises(NonFiniteLossError, match="3 consecutive non-finite losses") as stopped:
+            train(config)
     messages = capsys.readouterr().err
     assert "non-finite loss at iteration 2 (1 in a row); step skipped" in messages
     assert "non-finite loss at iteration 7 (3 in a row)" in messages
+    # The parameters after iteration 4 gave only non-finite losses: its checkpoint is removed, and the one of
+    # iteration 3 (its parameters gave the finite loss of iteration 4) survived the rotation (keep 1).
     saved = list_checkpoints(tmp_path / "runs" / "run")
-    assert [iteration for iteration, _ in saved] == [6]
+    assert [iteration for iteration, _ in saved] == [3]
+    assert "removed the checkpoint(s) of iteration(s) [4]" in str(stopped.value)
+    assert f"the newest good checkpoint is {saved[0][1]} (iteration 3)" in str(stopped.value)
     state = load_checkpoint(saved[0][1])
     assert all(torch.isfinite(value).all() for value in state["student"].values())
+    # Resuming from it trains to the end.
+    train(config)
+    assert "resumed from" in capsys.readouterr().err
+    assert list_checkpoints(tmp_path / "runs" / "run")[0][0] == 20
 
 
 def test_gradient_clipping_clips_the_student_gradient(tmp_path, image_folder, monkeypatch) -> None:

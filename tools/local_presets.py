@@ -197,6 +197,8 @@ def smoke_task_presets() -> list[Preset]:
             if "vqgan" in options:
                 options["vqgan"] = {"checkpoint": SMOKE_CODEBOOK}
                 options["dckd"]["vqgan_input_range"] = "minus_one_one"
+            if "teacher" in options:
+                options["teacher"]["random_init"] = True  # said explicitly: a teacher without weights is an error
             needs = [
                 f"nothing to download: synthetic {'motion blur' if task == 'deblur' else 'rain streaks'} made "
                 f"on the fly from the photographs shipped with dckd ({BUNDLED_TRAIN_HR}, {BUNDLED_TEST_HR})"
@@ -220,7 +222,7 @@ def smoke_task_presets() -> list[Preset]:
                     needs=needs,
                     results=[],
                     notes=[
-                        "The teacher has no checkpoint (random weights): this preset checks the pipeline, not the "
+                        "The teacher has no checkpoint (teacher.random_init: true): this preset checks the pipeline, not the "
                         "method; the real recipes are in configs/deblur and configs/derain. Evaluation "
                         f"{'in RGB' if task == 'deblur' else 'on the Y channel'}, no border crop, as the paper."
                     ],

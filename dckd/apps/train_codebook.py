@@ -52,6 +52,7 @@ from dckd.data.sampler import seed_for
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
+from dckd.engine.run_folder import RunFolderLock
 from dckd.engine.run_log import Progress, RunLog
 from dckd.engine.setup import build_dataset, construct_network
 from dckd.errors import ConfigError, DatasetError
@@ -264,18 +265,20 @@ def train_codebook(
         f"on {target}; initial PSNR {initial['psnr']:.2f} dB, {initial['used_codes']}/{n_embed} codes used"
     )
 
-    run_log = RunLog(run_dir, tensorboard=False)
-    run_log.event(0, evaluation=initial)
-    started = time.monotonic()
-    train(config)
-    seconds = time.monotonic() - started
+    # One run per folder, also for the records written around the engine's run (which takes the lock again).
+    with RunFolderLock(run_dir):
+        run_log = RunLog(run_dir, tensorboard=False)
+        run_log.event(0, evaluation=initial)
+        started = time.monotonic()
+        train(config)
+        seconds = time.monotonic() - started
 
-    with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten; the caller's RNG stays put
-        trained = construct_network("vq_autoencoder", network["options"]).to(target)
-    load_network_weights(trained, run_dir / "weights.pth", key="params", architecture="codebook autoencoder")
-    final = evaluate(trained, evaluation_images, batch_size, target)
-    run_log.event(iterations, evaluation=final)
-    method_state = load_checkpoint(list_checkpoints(run_dir)[0][1])["method"]
+        with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten; the caller's RNG stays put
+            trained = construct_network("vq_autoencoder", network["options"]).to(target)
+        load_network_weights(trained, run_dir / "weights.pth", key="params", architecture="codebook autoencoder")
+        final = evaluate(trained, evaluation_images, batch_size, target)
+        run_log.event(iterations, evaluation=final)
+        method_state = load_checkpoint(list_checkpoints(run_dir)[0][1])["method"]
     weights = trained.encoder_state_dict() if encoder_only else trained.state_dict()
     state_dict = {name: tensor.detach().cpu() for name, tensor in weights.items()}
     if "discriminator" in method_state and not encoder_only:  # taming's names; build_vqgan ignores loss.*

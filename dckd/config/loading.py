@@ -124,6 +124,13 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
     unknown = [key for key in data if key not in fields]
     if unknown:
         key = unknown[0]
+        if not isinstance(key, str):
+            where = path or "the top level"
+            raise ConfigError(
+                f"{where}: key {key!r} is a {type(key).__name__}, not an option name (YAML reads unquoted "
+                f"on/off/yes/no/true/false as booleans and digits as numbers); {cls.__name__} accepts: "
+                f"{', '.join(fields)}"
+            )
         suggestion = difflib.get_close_matches(str(key), fields, n=1)
         hint = f" (did you mean {suggestion[0]!r}?)" if suggestion else ""
         where = f"{path}.{key}" if path else str(key)
@@ -167,10 +174,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r}: the key {key!r} is not a dotted option path")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({error})") from None
+    value = load_yaml_text(raw, f"override {text!r}") if raw.strip() else ""
     return key.split("."), value
 
 
@@ -191,16 +195,148 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+MAX_CONFIG_BYTES = 64 * 1024
+"""A config or options file is a few kilobytes (the largest shipped one: 5 KB); a larger file is refused before
+it is parsed, which bounds the parse at well under a second."""
+MAX_YAML_DEPTH = 32
+"""Nesting levels a config may have (dckd's deepest section nests 5)."""
+MAX_YAML_NODES = 20000
+"""Values a config may hold once every alias is expanded (a shipped config holds a few hundred)."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with bounded work: nesting depth, the size with aliases expanded (an alias bomb is
+    a few lines that expand to billions of values), and duplicate keys (YAML keeps the last one silently)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"line {mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:  # an unhashable key ([a, b]: ...): the constructor reports it
+                    continue
+                if first is not key_node:
+                    raise ConfigError(
+                        f"line {key_node.start_mark.line + 1}: key {key!r} appears twice (first on line "
+                        f"{first.start_mark.line + 1}); YAML would silently keep the last one"
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds with every alias expanded (memoised over the shared nodes, so the
+    work is proportional to the file, not to the expansion). A node that contains itself is an error."""
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+        if children_done:
+            in_progress.discard(key)
+            sizes[key] = min(1 + sum(sizes[id(child)] for child in children), MAX_YAML_NODES + 1)
+            continue
+        if key in in_progress:
+            raise ConfigError(f"line {node.start_mark.line + 1}: a value contains itself (a recursive alias)")
+        in_progress.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in in_progress:
+                raise ConfigError(f"line {child.start_mark.line + 1}: a value contains itself (a recursive alias)")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: where, and what."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML ``text`` with bounded work (depth, expanded size, no duplicate keys); errors are one line
+    that starts with ``where`` (the file, or the ``--set`` override)."""
+    loader = _BoundedLoader(text)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"more than {MAX_YAML_NODES} values once its aliases (*name) are expanded; a config is a few "
+                "hundred (an alias bomb?)"
+            )
+        return loader.construct_document(node)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{where} is not valid YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The top-level mapping of a YAML config file; the file is checked before it is parsed (a regular file,
+    at most ``MAX_CONFIG_BYTES``, UTF-8 text) and parsed with bounded work. Errors name the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give the YAML file (e.g. configs/smoke/scratch.yaml)")
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a regular file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {path} is {size} bytes; a config is a few kilobytes (at most {MAX_CONFIG_BYTES}): "
+                "is this the right file?"
+            )
+        content = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error.strerror or error}") from None
+    if b"\x00" in content:
+        raise ConfigError(f"config file {path} is a binary file (an image? a checkpoint?), not a YAML config")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {error.start}): not a YAML config, or saved in another "
+            "encoding"
+        ) from None
+    data = load_yaml_text(text, f"config file {path}")
     if data is None:
-        data = {}
+        raise ConfigError(f"config file {path} is empty; a config sets at least the data (see configs/)")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping, got {type(data).__name__}")
     return data

@@ -7,6 +7,7 @@ types are errors naming the option) and applies ``--set a.b=value`` overrides th
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from dckd.config.loading import apply_overrides, from_dict, read_yaml, to_dict
 from dckd.errors import ConfigError
 from dckd.methods import METHODS
+from dckd.models.backbones import declared_scale, resolve
 
 
 def _require(condition: bool, message: str) -> None:
@@ -39,9 +41,16 @@ class NetworkConfig:
     checkpoint_key: str | None = None
     """Entry of a wrapped checkpoint holding the weights; null tries params_ema, params, ema, student (dckd training
     checkpoints), state_dict, model, net, generator, in that order."""
+    random_init: bool = False
+    """Teacher only: true trains against a randomly initialised teacher on purpose (tests, timing runs). A teacher
+    without ``checkpoint`` is otherwise an error: the student would learn from noise."""
 
     def __post_init__(self) -> None:
         _require(self.preset is not None or self.backbone is not None, "preset: give a preset or a backbone")
+        _require(
+            not (self.random_init and self.checkpoint),
+            f"random_init: true contradicts checkpoint {self.checkpoint!r}; keep one of them",
+        )
 
 
 @dataclass
@@ -206,7 +215,8 @@ class TrainConfig:
     grad_clip_norm: float = 0.0
     """Clip the gradient norm to this value (0 = off)."""
     max_consecutive_nonfinite: int = 5
-    """A non-finite loss skips the step; this many in a row stop the run (after saving the last good state)."""
+    """A non-finite loss skips the step; this many in a row stop the run (the diverged parameters are not kept; the
+    newest good checkpoint stays and is named)."""
     precision: Literal["float32", "bfloat16", "float16"] = "float32"
     """Autocast dtype for all networks (float32 = the reference path)."""
     channels_last: bool = False
@@ -298,13 +308,42 @@ class Config:
             raise ConfigError(
                 f"{self.method}: expected {options_class.__name__}, got {type(self.method_options).__name__}"
             )
+        _check_run_name(self.name)
         needs = self.needs
         if needs.teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a teacher: set the 'teacher' section")
+        if self.student.random_init:
+            raise ConfigError(
+                "student.random_init: only a teacher takes this option (a student without checkpoint starts random)"
+            )
+        if needs.teacher and self.teacher.checkpoint is None and not self.teacher.random_init:
+            raise ConfigError(
+                "teacher.checkpoint: not set, so the teacher would be random and the student would learn from "
+                "noise; give the teacher's weights (path.pretrain_network_t in a BasicSR options file), or set "
+                "teacher.random_init: true to train against a random teacher on purpose"
+            )
+        self._check_scales(needs)
         if needs.vqgan and self.vqgan is None:
             raise ConfigError(f"method {self.method!r} with these weights needs a 'vqgan' section")
         if self.evaluation.tile_size < 0:
             raise ConfigError("evaluation.tile_size must be >= 0")
+
+    def _check_scales(self, needs) -> None:
+        """The student's and the teacher's SR factors (read from their options) equal ``data.scale``; a user's
+        class is measured by the engine before the run writes anything."""
+        roles = [("student", self.student)] + ([("teacher", self.teacher)] if needs.teacher else [])
+        for role, spec in roles:
+            try:
+                backbone, options = resolve(spec.preset, spec.backbone, spec.options)
+            except ValueError:
+                continue  # building the network reports an unknown preset
+            scale = declared_scale(backbone, options)
+            if scale is not None and scale != self.data.scale:
+                described = spec.preset or backbone
+                raise ConfigError(
+                    f"data.scale is {self.data.scale}, but the {role} ({described}) makes x{scale} outputs; set "
+                    f"data.scale: {scale} or give the {role} upscale: {self.data.scale}"
+                )
 
     def __getattr__(self, name: str) -> Any:
         # ``config.dckd`` reads the selected method's options by the section's name.
@@ -333,13 +372,51 @@ class Config:
         return Path(self.output_dir) / self.name
 
 
+def _check_run_name(name: str) -> None:
+    """``name`` is one folder name: the run folder ``output_dir/name`` stays inside ``output_dir``."""
+    parts = name.replace("\\", "/").split("/")
+    if not name or name in (".", "..") or len(parts) > 1 or "\x00" in name or Path(name).is_absolute():
+        raise ConfigError(
+            f"name: {name!r} is not a folder name; the run folder is output_dir/name, so name must be one "
+            "folder name (no '/', not '..'); put the parent folder in output_dir"
+        )
+
+
+def _check_is_dckd_config(data: dict, source: str) -> None:
+    """A mapping whose top-level keys are mostly not dckd options (and not typos of them) is another kind of
+    YAML file (a CI workflow, a docker-compose file, ...): say so instead of reporting its first key."""
+    known = [field.name for field in fields(Config) if field.name != "method_options"] + list(METHODS)
+    unknown = [key for key in data if key not in known]
+    typos = [key for key in unknown if isinstance(key, str) and difflib.get_close_matches(key, known, n=1)]
+    if unknown and not typos and 2 * len(unknown) >= len(data):
+        shown = ", ".join(repr(key) for key in list(data)[:8])
+        raise ConfigError(
+            f"{source} is not a dckd config: its top-level keys ({shown}) are not dckd options; a dckd config has "
+            f"{', '.join(known[:11])}, ... (see configs/), a published BasicSR options file has model_type and "
+            "network_g"
+        )
+
+
 def config_from_dict(data: dict, overrides: list[str] | None = None, source: str = "config") -> Config:
-    """Validate a raw mapping (plus dotted overrides) into a ``Config``.
+    """Validate a raw mapping (plus dotted overrides) into a ``Config``; every error names ``source``.
 
     The section named like ``method`` is read with that method's ``Options``. A section of another method
     is an error (a typo would silently do nothing), unless it holds exactly that method's defaults, as the
     ``config.yaml`` files of dckd 0.1 (which listed every method's section) do.
     """
+    try:
+        return _config_from_dict(data, overrides, source)
+    except ConfigError as error:
+        message = str(error)
+        if message.startswith(source) or message.startswith(f"config file {source}"):
+            raise
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def _config_from_dict(data: dict, overrides: list[str] | None, source: str) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    _check_is_dckd_config(data, source)
     data = apply_overrides(dict(data), list(overrides or []))
     if "method_options" in data:
         raise ConfigError(

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from dckd.errors import CheckpointError
-from dckd.files.weights import atomic_write, file_sha256, read_checkpoint, save_torch_atomic
+from dckd.config.loading import load_yaml_text
+from dckd.errors import CheckpointError, ConfigError
+from dckd.files.weights import atomic_write, file_sha256, read_checkpoint
 
 CHECKPOINT_FORMAT = "dckd-training-checkpoint"
 WEIGHTS_FORMAT = "dckd-weights"
@@ -44,16 +45,117 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: Path, iteration: int, keep: int) -> Path:
-    """Write ``state`` atomically with its checksum, then delete all but the newest ``keep`` checkpoints."""
+class _RecordingWriter:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write: torch reports it only as
+    "unexpected pos ...", which says neither the file nor the reason (disk full, file size limit)."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    with open(path, "wb") as handle:
+        writer = _RecordingWriter(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+
+
+def save_checkpoint(
+    state: dict[str, Any], run_dir: Path, iteration: int, keep: int, protect: int | None = None
+) -> Path:
+    """Write ``state`` atomically with its checksum, then delete all but the newest ``keep`` checkpoints and
+    the one of iteration ``protect`` (the newest known good one, kept until a newer one is known good).
+
+    A failed write (disk full, read-only folder) raises ``OSError`` and leaves the previous checkpoints as
+    they were."""
     path = checkpoint_dir(run_dir) / f"iter_{iteration:08d}.pth"
-    save_torch_atomic({"format": CHECKPOINT_FORMAT, **state}, path)
+    atomic_write(path, lambda temporary: _torch_save({"format": CHECKPOINT_FORMAT, **state}, temporary))
     digest = file_sha256(path)
     atomic_write(path.with_name(path.name + ".sha256"), lambda temporary: temporary.write_text(digest + "\n"))
-    for _, old in list_checkpoints(run_dir)[keep:]:
-        old.unlink(missing_ok=True)
-        old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+    for old_iteration, old in list_checkpoints(run_dir)[keep:]:
+        if old_iteration != protect:
+            remove_checkpoint(old)
     return path
+
+
+def remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+
+
+def run_identity(method: str, student: dict, teacher: dict | None, scale: int) -> dict[str, Any]:
+    """What makes a checkpoint belong to a run: the method, the student's and teacher's architectures
+    (``{"backbone", "options"}``) and the scale. Stored in every checkpoint, compared on resume."""
+
+    def architecture(record: dict | None) -> dict | None:
+        return None if record is None else {"backbone": record["backbone"], "options": record["options"]}
+
+    return {"method": method, "student": architecture(student), "teacher": architecture(teacher), "scale": scale}
+
+
+def _stored_identity(state: dict[str, Any]) -> dict[str, Any]:
+    """The identity a checkpoint records; checkpoints of dckd 0.1 have none, and give what their saved config
+    text and network record say (the method, the scale, the student)."""
+    if isinstance(state.get("identity"), dict):
+        return state["identity"]
+    identity: dict[str, Any] = {}
+    if isinstance(state.get("network"), dict):
+        identity["student"] = {key: state["network"].get(key) for key in ("backbone", "options")}
+    if isinstance(state.get("config"), str):
+        try:
+            config = load_yaml_text(state["config"], "the checkpoint's config")
+        except ConfigError:
+            config = None
+        if isinstance(config, dict):
+            if isinstance(config.get("method"), str):
+                identity["method"] = config["method"]
+            if isinstance(config.get("data"), dict) and isinstance(config["data"].get("scale"), int):
+                identity["scale"] = config["data"]["scale"]
+    return identity
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal (a record read back from YAML has lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def check_identity(path: Path, state: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Raise ``CheckpointError`` when the checkpoint at ``path`` belongs to another run than ``identity``
+    (another method, student, teacher or scale), naming both."""
+    stored = _stored_identity(state)
+    labels = {"method": "method", "student": "student", "teacher": "teacher", "scale": "scale"}
+    for key, label in labels.items():
+        if key in stored and _plain(stored[key]) != _plain(identity.get(key)):
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run's configuration: it was written with {label} "
+                f"{_show(stored[key])}, this config has {label} {_show(identity.get(key))}. Resuming would mix "
+                "two runs: give this run another name (--set name=...), or start from its weights with "
+                f"student.checkpoint: {path}"
+            )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict) and "backbone" in value:
+        return f"{value['backbone']} {_plain(value.get('options'))}"
+    return repr(value)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -101,7 +203,7 @@ def save_weights(path: Path, student: dict, ema: dict | None, network: dict[str,
     payload = {"format": WEIGHTS_FORMAT, "params": student, "network": network}
     if ema is not None:
         payload["params_ema"] = ema
-    return save_torch_atomic(payload, path)
+    return atomic_write(path, lambda temporary: _torch_save(payload, temporary))
 
 
 def network_spec(path: str | Path) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import signal
 import sys
 import time
@@ -24,17 +25,23 @@ from dckd.data.sampler import TrainBatchSampler, seed_for
 from dckd.data.validate import check_dataset
 from dckd.engine import distributed
 from dckd.engine.checkpoints import (
+    check_identity,
     latest_valid_checkpoint,
+    list_checkpoints,
     load_checkpoint,
+    remove_checkpoint,
     remove_partial_writes,
+    run_identity,
     save_checkpoint,
     save_weights,
 )
+from dckd.engine.preflight import check_finite_weights, check_on_sample
+from dckd.engine.run_folder import RunFolderLock, check_writable, write_error
 from dckd.engine.run_log import Progress, RunLog
 from dckd.engine.schedules import learning_rate
 from dckd.engine.setup import build_dataset, build_method, build_network, build_optimizer, build_vqgan, network_record
 from dckd.engine.teacher_cache import attach, check_applies
-from dckd.errors import CheckpointError, DatasetError, NonFiniteLossError
+from dckd.errors import CheckpointError, DatasetError, NonFiniteLossError, RunFolderBusyError
 from dckd.eval.restoration import autocast_context, evaluate_dataset, evaluation_protocol
 from dckd.models.averaging import freeze, frozen_copy, interpolate_, unwrap
 
@@ -116,6 +123,30 @@ def _check_data(config: Config, dataset, say, lq_patch_size: int | None = None):
     return dataset
 
 
+def _data_stop_message(error: BaseException) -> str:
+    """The one line of a data error; a DataLoader worker's error arrives with the worker's traceback in its text."""
+    if isinstance(error, OSError) and not isinstance(error, DatasetError) and error.filename:
+        return f"cannot read {error.filename}: {error.strerror or error}"
+    last = str(error).strip().splitlines()[-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
+
+
+def _lock(lock: RunFolderLock, context: distributed.Context, say) -> None:
+    """Rank 0 takes the run folder's lock; every rank learns the outcome (none waits in a collective)."""
+    refusal = None
+    if context.is_main:
+        try:
+            note = lock.acquire()
+        except RunFolderBusyError as error:
+            refusal = str(error)
+        else:
+            if note:
+                say(note)
+    refusal = distributed.broadcast_object(refusal, context)
+    if refusal:
+        raise RunFolderBusyError(refusal if context.is_main else f"rank 0 stopped: {refusal}")
+
+
 def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     moved = {}
     for key, value in batch.items():
@@ -141,10 +172,12 @@ def train(
     """
     context = distributed.initialise(config.train.device)
     devices = [context.device] if context.device.type == "cuda" else []
+    lock = RunFolderLock(config.run_dir)
     try:
         with torch.random.fork_rng(devices=devices):
-            return _train(config, context, resume, networks or {}, datasets or {})
+            return _train(config, context, resume, networks or {}, datasets or {}, lock)
     finally:
+        lock.release()
         distributed.shutdown()
 
 
@@ -154,10 +187,17 @@ def _train(
     resume: str | None,
     networks: dict[str, nn.Module],
     datasets: dict[str, Any],
+    lock: RunFolderLock,
 ) -> Path:
     run_dir, device, options = config.run_dir, context.device, config.train
     progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else io.StringIO())
     say = progress.message if context.is_main else (lambda text: None)
+
+    # ---- one run per folder: a folder in use stops this run now; a new folder is locked when it is made.
+    if context.is_main:
+        check_writable(run_dir)
+    if distributed.broadcast_object(run_dir.is_dir(), context):  # rank 0's view decides (one collective)
+        _lock(lock, context, say)
 
     # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
     # draws from seed + r (drop-path). Data order and augmentations depend on the sample keys only.
@@ -187,14 +227,6 @@ def _train(
             validation_sets = [_check_data(config, dataset, say) for dataset in validation_sets]
         train_set, validation_sets = distributed.broadcast_object((train_set, validation_sets), context)
 
-    if config.teacher_cache.enabled:
-        check_applies(config)
-        if context.is_main:
-            say(f"teacher-output cache: {attach(config, train_set, device, say)}")
-        distributed.barrier(context)
-        if not context.is_main:
-            attach(config, train_set, device, say)
-
     # ---- networks: the student trains; teacher, VQGAN (and EMA, history) are frozen and never wrapped.
     needs = config.needs
     student = networks["student"] if "student" in networks else build_network(config.student, "student")
@@ -205,6 +237,33 @@ def _train(
         teacher = freeze(teacher).to(device)
     if needs.vqgan:
         vqgan = freeze(networks["vqgan"] if "vqgan" in networks else build_vqgan(config.vqgan)).to(device)
+    # Finite weights and outputs, the right scale: checked on one training sample before anything is written.
+    sources = {
+        "student": config.student.checkpoint,
+        "teacher": config.teacher.checkpoint if teacher is not None else None,
+        "VQGAN": config.vqgan.checkpoint if vqgan is not None else None,
+    }
+    built = {"student": student, "teacher": teacher, "VQGAN": vqgan}
+    for role, network in built.items():
+        if network is not None:
+            check_finite_weights(network, role, sources[role])
+    if len(train_set) == 0:
+        raise DatasetError("the training set is empty: nothing to train on")
+    check_on_sample(
+        train_set[(0, seed_for(options.seed, "preflight"))],
+        scale,
+        device,
+        {role: (built[role], sources[role]) for role in ("student", "teacher") if built[role] is not None},
+        (vqgan, sources["VQGAN"]) if vqgan is not None else None,
+    )
+    if config.teacher_cache.enabled:
+        check_applies(config)
+        if context.is_main:
+            say(f"teacher-output cache: {attach(config, train_set, device, say)}")
+        distributed.barrier(context)
+        if not context.is_main:
+            attach(config, train_set, device, say)
+
     if options.channels_last:
         for network in (student, teacher, vqgan):
             if network is not None:
@@ -226,17 +285,14 @@ def _train(
     optimizer = build_optimizer(config, student.parameters())
     scaler = torch.amp.GradScaler(device.type, enabled=options.precision == "float16")
 
-    # ---- run folder: written only now that the config, data and networks are valid.
-    run_log = None
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
-        run_log = RunLog(run_dir, tensorboard=options.tensorboard)
-
-    # ---- resume: an explicit checkpoint, or the newest valid one in the run folder.
-    if context.is_main:
-        for leftover in remove_partial_writes(run_dir):
-            say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
+    # ---- resume (before the run folder is written): an explicit checkpoint, or the newest valid one in the
+    # run folder (locked when it exists); it must be this run's.
+    identity = run_identity(
+        config.method,
+        network_record(config.student),
+        network_record(config.teacher) if needs.teacher else None,
+        scale,
+    )
     start_iteration, nonfinite_streak = 0, 0
     found = (
         (Path(resume), load_checkpoint(Path(resume)))
@@ -245,6 +301,7 @@ def _train(
     )
     if found is not None:
         path, state = found
+        check_identity(path, state, identity)
         try:
             student.load_state_dict(state["student"])
             if ema is not None:
@@ -270,6 +327,34 @@ def _train(
             )
         start_iteration, nonfinite_streak = int(state["iteration"]), int(state.get("nonfinite_streak", 0))
         say(f"resumed from {path} at iteration {start_iteration}")
+    # ---- run folder: written only now that the config, data and networks are valid; locked before the first write.
+    run_log = None
+    if context.is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_error(error, run_dir) from None
+    appeared = context.is_main and not lock.acquired and bool(list_checkpoints(run_dir))
+    _lock(lock, context, say)
+    if distributed.broadcast_object(appeared, context):  # another run made the folder while this one started
+        raise RunFolderBusyError(f"run folder {run_dir} was filled by another run while this one was starting")
+    if context.is_main:
+        try:
+            (run_dir / "config.yaml").write_text(dump_yaml(config), encoding="utf-8")
+            run_log = RunLog(run_dir, tensorboard=options.tensorboard)
+            for leftover in remove_partial_writes(run_dir):
+                say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
+        except OSError as error:
+            raise write_error(error, run_dir / "config.yaml") from None
+
+    # Known-good bookkeeping: a checkpoint is good once a finite loss was computed from its parameters (any
+    # iteration after it with a finite loss). The parameters of checkpoints at or after ``last_finite`` are
+    # the current ones, not yet known good; ``written`` are the checkpoints this process wrote.
+    last_finite, steps_taken = start_iteration, 0
+    written: dict[int, Path] = {}
+    resumed_here = None
+    if found is not None and found[0].resolve().parent == (run_dir / "checkpoints").resolve():
+        resumed_here = found[0]
     progress = Progress(options.total_iters, start=start_iteration, stream=progress.stream)
     say = progress.message if context.is_main else (lambda text: None)
 
@@ -289,42 +374,101 @@ def _train(
             "world_size": context.world_size,
             "nonfinite_streak": nonfinite_streak,
             "network": network_record(config.student),
+            "identity": identity,
             "config": dump_yaml(config),
         }
 
     def save(iteration: int) -> None:
+        """Write a checkpoint (collective: every rank calls it); never one with non-finite parameters, and
+        rotation keeps the newest known-good checkpoint until a newer one is known good."""
         state = checkpoint_state(iteration)  # collective (gathers RNG states): every rank calls it
+        if not context.is_main:
+            return
+        for part in ("student", "ema"):
+            tensors = state[part].values() if state[part] is not None else []
+            if not all(bool(torch.isfinite(t).all()) for t in tensors if torch.is_tensor(t) and t.is_floating_point()):
+                say(f"warning: iteration {iteration}: the {part} parameters are not finite; no checkpoint written")
+                return
+        good = [number for number, _ in list_checkpoints(run_dir) if number < last_finite]
+        try:
+            path = save_checkpoint(state, run_dir, iteration, options.keep_checkpoints, max(good, default=None))
+        except OSError as error:
+            raise write_error(error, run_dir / "checkpoints" / f"iter_{iteration:08d}.pth") from None
+        written[iteration] = path
+        run_log.event(iteration, checkpoint=str(path))
+
+    def _diverged(good_until: int) -> str:
+        """Stop after a non-finite streak: the current parameters gave only non-finite losses, so checkpoints
+        that hold them are removed; the message names the newest good checkpoint, which is kept."""
+        removed = []
         if context.is_main:
-            path = save_checkpoint(state, run_dir, iteration, options.keep_checkpoints)
-            run_log.event(iteration, checkpoint=str(path))
+            bad = {number: path for number, path in written.items() if number >= good_until}
+            if resumed_here is not None and good_until == start_iteration:
+                bad[start_iteration] = resumed_here
+            for number, path in sorted(bad.items()):
+                remove_checkpoint(path)
+                removed.append(number)
+        newest = list_checkpoints(run_dir) if context.is_main else []
+        where = (
+            f"the newest good checkpoint is {newest[0][1]} (iteration {newest[0][0]})"
+            if newest
+            else "no good checkpoint exists yet"
+        )
+        dropped = f"; removed the checkpoint(s) of iteration(s) {removed}, which hold them" if removed else ""
+        return (
+            f"{nonfinite_streak} consecutive non-finite losses (train.max_consecutive_nonfinite) from the "
+            f"parameters after iteration {good_until}; they are not saved{dropped}; {where}: lower optimizer.lr "
+            "or set train.grad_clip_norm, then run the same command to resume from it"
+        )
+
+    def save_progress(iteration: int) -> str:
+        """Before a stop caused by data: keep the progress when the parameters are good; say where it is."""
+        if iteration > start_iteration and nonfinite_streak == 0 and iteration not in written:
+            save(iteration)
+        newest = list_checkpoints(run_dir) if context.is_main else []
+        return f"progress up to iteration {newest[0][0]} is saved" if newest else "no checkpoint was saved yet"
 
     y_channel, crop_border = evaluation_protocol(
         config.data.task, scale, config.evaluation.y_channel, config.evaluation.crop_border
     )
 
     def validate(iteration: int) -> None:
+        """Evaluate on rank 0; a validation file that went bad saves the progress on every rank, then stops."""
+        failure = None
         if context.is_main and validation_sets:
-            network = ema if ema is not None else unwrap(student)
-            results = {}
-            for dataset in validation_sets:
-                scores = evaluate_dataset(
-                    network,
-                    dataset,
-                    scale,
-                    device,
-                    y_channel,
-                    crop_border,
-                    config.evaluation.tile_size,
-                    config.evaluation.tile_overlap,
-                    precision=options.precision,
-                )
-                results[dataset.name] = {"psnr": scores["psnr"], "ssim": scores["ssim"]}
-            run_log.validation(iteration, results)
-            say(
-                f"validation @ {iteration}: "
-                + ", ".join(f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items())
+            try:
+                evaluate(iteration)
+            except (DatasetError, OSError) as error:
+                failure = _data_stop_message(error)
+        failure = distributed.broadcast_object(failure, context)
+        if failure is not None:
+            saved = save_progress(iteration)
+            raise DatasetError(
+                f"validation at iteration {iteration}: {failure} ({saved}: fix or remove the file and run the "
+                "same command to resume)"
             )
-        distributed.barrier(context)
+
+    def evaluate(iteration: int) -> None:
+        network = ema if ema is not None else unwrap(student)
+        results = {}
+        for dataset in validation_sets:
+            scores = evaluate_dataset(
+                network,
+                dataset,
+                scale,
+                device,
+                y_channel,
+                crop_border,
+                config.evaluation.tile_size,
+                config.evaluation.tile_overlap,
+                precision=options.precision,
+            )
+            results[dataset.name] = {"psnr": scores["psnr"], "ssim": scores["ssim"]}
+        run_log.validation(iteration, results)
+        say(
+            f"validation @ {iteration}: "
+            + ", ".join(f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items())
+        )
 
     # ---- the loop
     stage, patch, batch_size = _stage(config, start_iteration + 1)
@@ -341,15 +485,15 @@ def _train(
                 say(f"iteration {iteration}: progressive stage {stage}, patch {patch}, batch {batch_size}")
             try:
                 batch = _to_device(next(batches), device, options.channels_last)
-            except DatasetError as error:  # a file that went bad after the check: keep the progress, name it
-                if iteration - 1 > start_iteration:
-                    save(iteration - 1)
-                # A DataLoader worker's error arrives with the worker's traceback in its text; keep the message.
-                message = str(error).strip().splitlines()[-1].split("Error: ", 1)[-1]
+                failure = None
+            except (DatasetError, OSError) as error:  # a file that went bad after the check
+                failure = _data_stop_message(error)
+            if distributed.any_rank(failure is not None, context):  # every rank saves (a collective), then stops
+                saved = save_progress(iteration - 1)
                 raise DatasetError(
-                    f"{message} (at iteration {iteration}; progress up to here is saved: fix or remove "
-                    "the file and run the same command to resume)"
-                ) from None
+                    f"{failure or 'another process could not read its batch'} (at iteration {iteration}; {saved}: "
+                    "fix or remove the file and run the same command to resume)"
+                )
             lr = learning_rate(
                 iteration - 1,
                 config.optimizer.lr,
@@ -375,13 +519,9 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 say(f"warning: non-finite loss at iteration {iteration} ({nonfinite_streak} in a row); step skipped")
                 if nonfinite_streak >= options.max_consecutive_nonfinite:
-                    save(iteration - 1)
-                    raise NonFiniteLossError(
-                        f"{nonfinite_streak} consecutive non-finite losses (train.max_consecutive_nonfinite); "
-                        f"the last good state is saved in {run_dir / 'checkpoints'}"
-                    )
+                    raise NonFiniteLossError(_diverged(last_finite))
                 continue
-            nonfinite_streak = 0
+            nonfinite_streak, steps_taken = 0, steps_taken + 1
             scaler.scale(loss).backward()
             if options.grad_clip_norm > 0:
                 scaler.unscale_(optimizer)
@@ -391,6 +531,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 interpolate_(ema, student, options.ema_decay)
+            last_finite = iteration
             events = method.after_step(iteration, student, ema)
             if events and context.is_main:
                 run_log.event(iteration, **events)
@@ -420,18 +561,26 @@ def _train(
                 progress.close()
                 return run_dir
 
-    # ---- the end: final checkpoint, weights, validation
+    # ---- the end: final checkpoint, weights, validation (never "done" when no step was taken at all)
+    if start_iteration == 0 and steps_taken == 0:
+        raise NonFiniteLossError(
+            f"every one of the {iteration} losses was non-finite: nothing was learned and no weights are written; "
+            "check the teacher, the data and optimizer.lr"
+        )
     if iteration % options.checkpoint_every_iters:
         save(iteration)
     if not options.validate_every_iters or iteration % options.validate_every_iters:
         validate(iteration)
     if context.is_main:
-        save_weights(
-            run_dir / "weights.pth",
-            unwrap(student).state_dict(),
-            ema.state_dict() if ema is not None else None,
-            network_record(config.student),
-        )
+        try:
+            save_weights(
+                run_dir / "weights.pth",
+                unwrap(student).state_dict(),
+                ema.state_dict() if ema is not None else None,
+                network_record(config.student),
+            )
+        except OSError as error:
+            raise write_error(error, run_dir / "weights.pth") from None
         run_log.close()
         progress.close()
         say(f"done: {run_dir / 'weights.pth'}")

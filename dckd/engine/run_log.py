@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from dckd.engine.run_folder import write_error
+
 
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -90,9 +92,12 @@ class RunLog:
                 self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
 
     def _append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+        except OSError as error:  # disk full, read-only folder: one line naming the file, not a traceback
+            raise write_error(error, self.path) from None
 
     def training(self, iteration: int, values: dict[str, float]) -> None:
         self._append({"iter": iteration, **values})

@@ -85,10 +85,25 @@ class TeacherOutputs:
             )
 
     def load(self, gt_path: Path) -> np.ndarray:
+        """The cached output for ``gt_path``; a missing, truncated or corrupt entry is a ``DatasetError`` that
+        names the entry's file and the image it belongs to."""
         path = self.directory / _entry_name(gt_path)
         if not path.is_file():
             raise DatasetError(f"teacher-output cache {self.directory} has no entry for '{gt_path}'")
-        return np.load(path, mmap_mode="r")
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:  # numpy says "mmap length is greater than file size"
+            raise DatasetError(
+                f"teacher-output cache entry {path} (for '{gt_path}') is unreadable ({error}): truncated or "
+                f"corrupt; delete the folder {self.directory} and run `dckd cache-teacher CONFIG` again"
+            ) from None
+        if array.dtype != np.float16 or array.ndim != 3 or array.shape[0] != 3:
+            raise DatasetError(
+                f"teacher-output cache entry {path} (for '{gt_path}') holds a {array.dtype} array of shape "
+                f"{array.shape}, not a (3, H, W) float16 image; delete the folder {self.directory} and run "
+                "`dckd cache-teacher CONFIG` again"
+            )
+        return array
 
 
 def cache_directory(config: Config, dataset) -> tuple[Path, dict]:
@@ -144,6 +159,12 @@ def check_applies(config: Config) -> None:
             f"teacher_cache.enabled: method {config.method!r} does not take the teacher's output alone "
             "from the teacher (FAKD needs its intermediate features; scratch and mclir use no "
             "teacher); turn the cache off"
+        )
+    checkpoint = config.teacher.checkpoint if config.teacher is not None else None
+    if checkpoint is None or checkpoint.startswith("<in memory"):
+        raise ConfigError(
+            "teacher_cache.enabled: the cache is made from the teacher's weights file and keyed by its hash; "
+            "this teacher has none (random_init, or a network given in memory): turn the cache off"
         )
     if config.data.train is None or config.data.train.kind in ("synthetic", "python"):
         raise ConfigError(

@@ -8,6 +8,7 @@ To add a backbone: write its module, import it here, add one entry to ``BACKBONE
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,32 @@ def resolve(
         raise ValueError("give a preset or a backbone")
     kwargs.update(options or {})
     return backbone, kwargs
+
+
+# The SR factor each backbone's constructor arguments give (what its ``scale`` attribute will be), read
+# without building the network: configs are checked against ``data.scale`` before anything is built.
+SCALES: dict[str, Callable[[dict[str, Any]], int]] = {
+    "swinir": lambda options: options["upscale"] if options["upsampler"] else 1,
+    "rcan": lambda options: options["upscale"],
+    "edsr": lambda options: options["upscale"],
+    "nafnet": lambda options: 1,
+    "restormer": lambda options: 1,
+    "vq_autoencoder": lambda options: 1,
+}
+
+
+def declared_scale(backbone: str, options: dict[str, Any]) -> int | None:
+    """The SR factor of ``backbone`` built with ``options`` (defaults filled in); None for a user's class or
+    options that do not fit the constructor (building the network reports those)."""
+    if backbone not in SCALES:
+        return None
+    try:
+        bound = inspect.signature(BACKBONES[backbone]).bind(**options)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    try:
+        scale = SCALES[backbone](bound.arguments)
+    except (KeyError, TypeError):
+        return None
+    return scale if isinstance(scale, int) and not isinstance(scale, bool) else None
