@@ -355,8 +355,12 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
         if name == selected or name not in data:
             continue
         section = data.pop(name)
-        defaults = to_dict(method_class.Options())
-        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) == defaults):
+        # The defaults of this version, and those of earlier versions whose config.yaml listed the section.
+        defaults = [to_dict(method_class.Options())] + [
+            to_dict(from_dict(method_class.Options, earlier, name))
+            for earlier in getattr(method_class.Options, "earlier_defaults", ())
+        ]
+        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) in defaults):
             raise ConfigError(
                 f"{source}: section {name!r} is set but method is {selected!r}; remove it or set method: {name}"
             )
