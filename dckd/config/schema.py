@@ -82,6 +82,9 @@ class DatasetConfig:
     """Degraded-input (LR / blurred / rainy) folder for ``paired``."""
     filename_template: str = "{}"
     """Maps a GT file stem to its LQ stem (BasicSR convention), e.g. ``{}x4`` for DIV2K's ``0001x4.png``."""
+    meta_info_file: str | None = None
+    """``paired`` only: a BasicSR meta-info list; only the GT files it names (first word of each line) are used,
+    each with the LQ file ``filename_template.format(stem)`` + the GT's extension; the folders are not scanned."""
     split: Literal["train", "test"] = "train"
     """Which split of a ``bundled`` or ``gopro`` layout."""
     synthetic_task: Literal["deblur", "derain"] = "deblur"
@@ -103,6 +106,10 @@ class DatasetConfig:
         for option in needs:
             _require(getattr(self, option), f"kind: a dataset of kind {self.kind!r} needs the option {option!r}")
         _require("{}" in self.filename_template, f"filename_template {self.filename_template!r} must contain '{{}}'")
+        _require(
+            self.meta_info_file is None or self.kind == "paired",
+            f"meta_info_file: only datasets of kind 'paired' read a meta-info list (this one is {self.kind!r})",
+        )
 
 
 @dataclass
