@@ -459,3 +459,10 @@ def test_network_record_of_the_shrunk_stand_in_keeps_the_official_names() -> Non
     record = network_record(config_from_dict({"student": {"preset": "swinir_m_x2", "options": SHRINK}}).student)
     network = construct_network(record["backbone"], record["options"])
     assert sorted(network.state_dict()) == sorted(_manifest("SwinIR-M_x2")["state_dict"])
+
+
+def test_dckd_test_of_weights_still_needs_dataset_folders(capsys) -> None:
+    assert main(["test", "weights.pth"]) == 2
+    assert "give at least one dataset folder" in capsys.readouterr().err
+    assert main(["test", str(SWINIR)]) == 2  # a training file is not a test file
+    assert "is not a BasicSR test options file" in capsys.readouterr().err

@@ -627,6 +627,11 @@ def _method(reader: OptionsReader, method: str, notes: list[str], ema_decay: flo
         section["lcr_side"] = "teacher"
         section["lcr_probability"] = reader.probability("train.noisy.prob", RELEASED_DEFAULTS["train.noisy.prob"])
         section["lcr_operations"] = ["invert", "vflip", "hflip", "transpose"]
+        notes.append(
+            f"label consistency (DCKD*, train.lcr_opt): teacher side, weight {section['lcr_weight']:g}; invert, "
+            f"vflip, hflip, transpose, each per sample with probability {section['lcr_probability']:g} "
+            "(train.noisy.prob)"
+        )
     elif reader.present("train.noisy"):
         reader.get("train.noisy")
         notes.append("train.noisy: read by the released code only with train.lcr_opt, which is absent: no effect")
