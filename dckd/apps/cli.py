@@ -14,12 +14,13 @@ from pathlib import Path
 from dckd.apps.demo import add_demo_arguments, run_demo_command
 from dckd.apps.train_codebook import add_train_codebook_arguments, run_train_codebook_command
 from dckd.config import dump_yaml, read_config
+from dckd.config.reading import read_test_options
 from dckd.data import list_images, read_image, write_image
 from dckd.data.transforms import to_tensor
 from dckd.data.validate import validate_dataset
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
-from dckd.engine.setup import build_dataset, network_from_weights
+from dckd.engine.setup import build_dataset, build_network, network_from_weights
 from dckd.engine.teacher_cache import build_cache
 from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import selfcheck
@@ -27,6 +28,9 @@ from dckd.eval.model_table import model_table
 from dckd.eval.report import dataset_from_folder, write_results
 from dckd.eval.restoration import evaluate_dataset, evaluation_protocol, restore
 from dckd.models.backbones.nafnet import NAFNet, to_local
+
+OPTIONS_SUFFIXES = (".yml", ".yaml")
+"""``dckd test FILE`` with one of these suffixes reads a BasicSR test options file."""
 
 
 def _add_train(commands) -> None:
@@ -50,10 +54,14 @@ def _add_train(commands) -> None:
 
 def _add_test(commands) -> None:
     parser = commands.add_parser("test", help="evaluate weights on benchmark folders (PSNR/SSIM table)")
-    parser.add_argument("weights", help="weights file (dckd weights.pth, an official .pth, .safetensors)")
+    parser.add_argument(
+        "weights",
+        help="weights file (dckd weights.pth, an official .pth, .safetensors), or a BasicSR test options file "
+        "(.yml, e.g. the published test_SwinIR.yml: network, weights and test sets from the file)",
+    )
     parser.add_argument(
         "datasets",
-        nargs="+",
+        nargs="*",
         help="dataset folders (Set5 layout HR/ + LR_bicubic/X4, or input/ + "
         "target/), or 'bundled' for the photographs shipped with dckd",
     )
@@ -121,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_train(arguments) -> int:
-    config = read_config(arguments.config, arguments.overrides)
+    config = read_config(arguments.config, arguments.overrides, check_files=not arguments.dry_run)
     if arguments.dry_run:
         print(dump_yaml(config), end="")
         return 0
@@ -141,6 +149,10 @@ def _network_for_inference(arguments):
 
 
 def _command_test(arguments) -> int:
+    if Path(arguments.weights).suffix.lower() in OPTIONS_SUFFIXES:
+        return _command_test_options(arguments)
+    if not arguments.datasets:
+        raise DckdError("dckd test WEIGHTS DATASET...: give at least one dataset folder (or 'bundled')")
     network, device = _network_for_inference(arguments)
     scale = arguments.scale or int(getattr(network, "scale", 1))
     y_choice = {"auto": None, "yes": True, "no": False}[arguments.y_channel]
@@ -163,6 +175,51 @@ def _command_test(arguments) -> int:
         )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, scale)
+    return 0
+
+
+def _command_test_options(arguments) -> int:
+    """``dckd test OPTIONS.yml``: a BasicSR test file names the network, its weights, the sets and the metrics."""
+    given = [
+        flag
+        for flag, value in (
+            ("datasets", arguments.datasets),
+            ("--preset", arguments.preset),
+            ("--checkpoint-key", arguments.checkpoint_key),
+            ("--scale", arguments.scale),
+            ("--crop-border", arguments.crop_border),
+            ("--y-channel", arguments.y_channel != "auto"),
+        )
+        if value
+    ]
+    if given:
+        raise DckdError(
+            f"{arguments.weights} names the network, weights, test sets and metrics; drop {', '.join(given)}"
+        )
+    options = read_test_options(arguments.weights)
+    device = resolve_device(arguments.device)
+    network = build_network(options.network, f"network of {arguments.weights}").to(device).eval()
+    if int(getattr(network, "scale", options.scale)) != options.scale:
+        raise DckdError(f"{arguments.weights}: scale {options.scale} but network_g upscales by {network.scale}")
+    y_channel, crop_border = evaluation_protocol(options.task, options.scale, options.y_channel, options.crop_border)
+    rows = []
+    for spec in options.datasets:
+        dataset = build_dataset(spec, options.scale, None, False)
+        result = evaluate_dataset(
+            network,
+            dataset,
+            options.scale,
+            device,
+            y_channel,
+            crop_border,
+            arguments.tile,
+            arguments.tile_overlap,
+            arguments.self_ensemble,
+            arguments.precision,
+            keep_outputs=bool(arguments.save_images),
+        )
+        rows.append((dataset.name, result))
+    write_results(rows, arguments, y_channel, crop_border, options.scale)
     return 0
 
 

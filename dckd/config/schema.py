@@ -91,6 +91,9 @@ class DatasetConfig:
     """Degraded-input (LR / blurred / rainy) folder for ``paired``."""
     filename_template: str = "{}"
     """Maps a GT file stem to its LQ stem (BasicSR convention), e.g. ``{}x4`` for DIV2K's ``0001x4.png``."""
+    meta_info_file: str | None = None
+    """``paired`` only: a BasicSR meta-info list; only the GT files it names (first word of each line) are used,
+    each with the LQ file ``filename_template.format(stem)`` + the GT's extension; the folders are not scanned."""
     split: Literal["train", "test"] = "train"
     """Which split of a ``bundled`` or ``gopro`` layout."""
     synthetic_task: Literal["deblur", "derain"] = "deblur"
@@ -112,6 +115,10 @@ class DatasetConfig:
         for option in needs:
             _require(getattr(self, option), f"kind: a dataset of kind {self.kind!r} needs the option {option!r}")
         _require("{}" in self.filename_template, f"filename_template {self.filename_template!r} must contain '{{}}'")
+        _require(
+            self.meta_info_file is None or self.kind == "paired",
+            f"meta_info_file: only datasets of kind 'paired' read a meta-info list (this one is {self.kind!r})",
+        )
 
 
 @dataclass
@@ -432,8 +439,12 @@ def _config_from_dict(data: dict, overrides: list[str] | None, source: str) -> C
         if name == selected or name not in data:
             continue
         section = data.pop(name)
-        defaults = to_dict(method_class.Options())
-        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) == defaults):
+        # The defaults of this version, and those of earlier versions whose config.yaml listed the section.
+        defaults = [to_dict(method_class.Options())] + [
+            to_dict(from_dict(method_class.Options, earlier, name))
+            for earlier in getattr(method_class.Options, "earlier_defaults", ())
+        ]
+        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) in defaults):
             raise ConfigError(
                 f"{source}: section {name!r} is set but method is {selected!r}; remove it or set method: {name}"
             )

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dckd.config.loading import dump_yaml
+from dckd.config.paths import absolute_paths
 from dckd.config.schema import Config
 from dckd.data.sampler import TrainBatchSampler, seed_for
 from dckd.data.validate import check_dataset
@@ -170,6 +171,9 @@ def train(
     replace what the config would build: the Python API (``dckd.distill``) passes the user's objects. The
     caller's global random state is left as it was.
     """
+    # Relative path options are read from the working directory; the run records them absolute (config.yaml,
+    # checkpoints), so that `dckd train RUN/config.yaml` reruns from any folder.
+    config = absolute_paths(config)
     context = distributed.initialise(config.train.device)
     devices = [context.device] if context.device.type == "cuda" else []
     lock = RunFolderLock(config.run_dir)

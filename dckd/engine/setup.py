@@ -16,6 +16,7 @@ from dckd.data.sampler import seed_for
 from dckd.data.synthetic_dataset import SyntheticDataset
 from dckd.engine.checkpoints import network_spec
 from dckd.errors import ConfigError
+from dckd.files.paths import resolve_path
 from dckd.files.weights import load_network_weights
 from dckd.methods import METHODS, Method, Parts
 from dckd.models.backbones import BACKBONES, KEY_CONVERTERS, resolve
@@ -128,16 +129,23 @@ def build_dataset(
     options = dict(lq_patch_size=lq_patch_size, augment=augment, cache_images=spec.cache_images)
     if spec.name:
         options["name"] = spec.name
+    # Path options: relative to the working directory; ``dckd:...`` names a folder shipped with dckd.
+    root, gt_dir, lq_dir, meta_info_file = (
+        None if text is None else resolve_path(text)
+        for text in (spec.root, spec.gt_dir, spec.lq_dir, spec.meta_info_file)
+    )
     if spec.kind == "benchmark":
-        return data.sr_benchmark(spec.root, scale, **options)
+        return data.sr_benchmark(root, scale, **options)
     if spec.kind == "paired":
-        return data.paired_folders(spec.gt_dir, spec.lq_dir, scale, spec.filename_template, missing_pairs, **options)
+        return data.paired_folders(
+            gt_dir, lq_dir, scale, spec.filename_template, missing_pairs, meta_info_file=meta_info_file, **options
+        )
     if spec.kind == "hr_only":
-        return data.hr_folder(spec.gt_dir, scale, **options)
+        return data.hr_folder(gt_dir, scale, **options)
     if spec.kind == "gopro":
-        return data.gopro(spec.root, spec.split, missing_pairs, **options)
+        return data.gopro(root, spec.split, missing_pairs, **options)
     if spec.kind == "input_target":
-        return data.input_target(spec.root, spec.filename_template, missing_pairs, **options)
+        return data.input_target(root, spec.filename_template, missing_pairs, **options)
     if spec.kind == "bundled":
         return bundled_dataset(spec.split, scale, **options)
     if spec.kind == "synthetic":
@@ -145,7 +153,7 @@ def build_dataset(
             raise ConfigError(
                 f"dataset {spec.gt_dir}: synthetic {spec.synthetic_task} pairs need data.scale 1, got {scale}"
             )
-        return SyntheticDataset(data.hr_folder(spec.gt_dir, 1, **options), spec.synthetic_task, seed)
+        return SyntheticDataset(data.hr_folder(gt_dir, 1, **options), spec.synthetic_task, seed)
     if spec.kind == "python":
         raise ConfigError(
             f"dataset {spec.name or 'python'}: a Python dataset object was given to dckd.distill for this "
