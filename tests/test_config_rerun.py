@@ -38,7 +38,7 @@ def _relative_run(work: Path) -> dict:
     torch.manual_seed(0)
     (work / "weights").mkdir()
     torch.save({"state_dict": VQGANEncoder(**TINY_VQGAN).state_dict()}, work / "weights" / "vqgan.pth")
-    teacher = tiny_edsr(features=12, blocks=2)
+    teacher = {**tiny_edsr(features=12, blocks=2), "random_init": True}
     return {
         "name": "run",
         "output_dir": "runs",

@@ -19,7 +19,12 @@ TINY_RCAN = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "sq
 
 def test_defaults_are_the_official_recipe_in_our_units() -> None:
     options = config_from_dict(
-        {"method": "fakd", "student": {"preset": "rcan_student_x2"}, "teacher": {"preset": "rcan_x2"}}
+        {
+            "method": "fakd",
+            "student": {"preset": "rcan_student_x2"},
+            "teacher": {"preset": "rcan_x2", "random_init": True},
+            "data": {"scale": 2},
+        }
     ).fakd
     assert (options.reconstruction_weight, options.kd_weight) == (0.5, 0.5)
     assert options.affinity_weight == pytest.approx(10 / 255)
@@ -60,7 +65,7 @@ def _rcan_method(student_groups: int, **options):
     raw = {
         "method": "fakd",
         "student": {"backbone": "rcan", "options": {**TINY_RCAN, "num_group": student_groups}},
-        "teacher": {"backbone": "rcan", "options": {**TINY_RCAN, "num_feat": 12, "num_group": 4}},
+        "teacher": {"backbone": "rcan", "options": {**TINY_RCAN, "num_feat": 12, "num_group": 4}, "random_init": True},
         "data": {"scale": 2},
         "train": {"ema_decay": 0.0},
         "fakd": options,

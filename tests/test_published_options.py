@@ -41,9 +41,13 @@ RCAN = FIXTURES / "train_DCKD_RCAN_SRx2_blur.yml"
 PUBLISHED = Path(os.environ.get("DCKD_PUBLISHED_OPTIONS", FIXTURES / "released"))
 TRAINING_FILES = {scale: PUBLISHED / f"train_SwinIR_SRx{scale}_DCKD.yml" for scale in (2, 3, 4)}
 TEST_FILE = PUBLISHED / "test_SwinIR.yml"
+
+
 def needs_released(test):
     """The released files are part of the fixtures: a missing one is a failure, not a skip."""
     return test
+
+
 MANIFESTS = json.loads((FIXTURES / "official_keys.json").read_text())["manifests"]
 
 

@@ -177,7 +177,7 @@ def _dckd_config(**options) -> dict:
     return {
         "method": "dckd",
         "student": {"preset": "swinir_s_x4"},
-        "teacher": {"preset": "swinir_m_x4"},
+        "teacher": {"preset": "swinir_m_x4", "random_init": True},
         "vqgan": {},
         "dckd": options,
     }
