@@ -238,6 +238,22 @@ def test_vqgan_metadata_sizes_are_checked_before_anything_is_built(tmp_path: Pat
         load_vqgan_encoder(tmp_path / "integers.pth")
 
 
+@pytest.mark.parametrize("network_type", ["evil:Thing", "evil.Thing", "os.system"])
+def test_a_published_options_file_cannot_name_a_network_class(
+    tmp_path: Path, network_type: str, monkeypatch, capsys
+) -> None:
+    """BasicSR option files name networks by ``type``, mapped through a fixed table to dckd's backbones."""
+    (tmp_path / "evil.py").write_text("import pathlib\npathlib.Path('IMPORTED').write_text('x')\nclass Thing: pass\n")
+    options = {"name": "x", "model_type": "SRModel", "scale": 2, "network_g": {"type": network_type}}
+    (tmp_path / "train.yml").write_text(yaml.safe_dump(options))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = snapshot(tmp_path)
+    assert main(["train", "train.yml", "--dry-run"]) == 2
+    assert f"network_g.type: network type '{network_type}' is not supported" in capsys.readouterr().err
+    assert "evil" not in sys.modules and snapshot(tmp_path) == before
+
+
 def test_a_reference_index_cannot_name_files_outside_its_folder_or_absurd_sizes(tmp_path: Path) -> None:
     outside = tmp_path / "secret.safetensors"
     save_file({"input": torch.zeros(1, 3, 4, 4)}, str(outside))

@@ -2,7 +2,8 @@
 
 Every command is a thin layer over the engine and the evaluation functions. User errors (a bad option, a
 missing file, a checkpoint that does not fit, a broken image) print one ``error: ...`` paragraph and exit
-with status 2; a traceback means a bug.
+with status 2; ``dckd infer`` and ``dckd check-data`` exit with status 1 when they finished but some inputs
+were bad (listed); a traceback means a bug.
 """
 
 from __future__ import annotations

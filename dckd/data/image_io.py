@@ -17,6 +17,9 @@ decided here and nowhere else:
   orientation tag (rotating one of them would silently misalign the pair).
 - Multi-frame files (animated WebP, multi-page TIFF) give their first frame.
 
+Writing (``write_image``, ``image_encoder``): 8-bit PNG/JPEG/... of RGB or grayscale images, or 16-bit PNG
+(RGB or grayscale, encoded here); always atomically, and without replacing an existing file when asked.
+
 Every failure (missing, empty, truncated, not an image, unsupported mode, too large) raises
 ``ImageReadError`` whose message names the file and the reason. Pillow's decompression-bomb guard is
 replaced by the explicit ``max_pixels`` argument (see ``DEFAULT_MAX_PIXELS``).
