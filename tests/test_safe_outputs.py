@@ -339,13 +339,16 @@ def test_an_unwritable_or_misplaced_output_folder_is_found_before_any_work(
     assert infer(weights, images, a_file) == 2
     assert "a_file is a file, not a folder (the output folder)" in capsys.readouterr().err
     assert infer(weights, images, a_file / "sub") == 2
-    assert "a parent of the output folder" in capsys.readouterr().err
+    assert f"a_file is a file, not a folder (a parent of {a_file / 'sub'})" in capsys.readouterr().err
     original_access = os.access
     monkeypatch.setattr(
         outputs.os, "access", lambda path, mode: Path(path) != read_only and original_access(path, mode)
     )
     assert infer(weights, images, read_only / "results") == 2
     assert "read_only is read-only" in capsys.readouterr().err
+    assert main(["test", str(weights), "bundled", "--json", str(read_only / "r.json")]) == 2
+    captured = capsys.readouterr()
+    assert "read_only is read-only" in captured.err and captured.out == ""  # found before the evaluation
     assert snapshot(tmp_path) == before
 
 

@@ -98,7 +98,8 @@ class OutputPlan:
     # ---- checking
     def check(self) -> None:
         """Raise one ``OutputError`` listing every problem; nothing has been written at this point."""
-        problems = self._folder_problems() + self._file_problems()
+        folders: dict[Path, list[str]] = {}  # nearest existing ancestor -> its problems (reported once)
+        problems = self._folder_problems(folders) + self._file_problems(folders)
         if problems:
             shown = problems[:LISTED_PROBLEMS]
             more = len(problems) - len(shown)
@@ -109,7 +110,7 @@ class OutputPlan:
             )
         self._checked = True
 
-    def _folder_problems(self) -> list[str]:
+    def _folder_problems(self, folders: dict[Path, list[str]]) -> list[str]:
         problems = []
         for folder, inputs in self._folders:
             if inputs is not None and _real(folder) == _real(inputs):
@@ -117,22 +118,28 @@ class OutputPlan:
                     f"the output folder {folder} is the input folder: results would replace or mix with the "
                     f"inputs; choose another folder (e.g. {Path(os.path.abspath(folder)).name}_restored)"
                 )
-            problems += self._writable_problems(folder)
+            problems += self._writable_problems(folder, folders)
         return problems
 
-    def _writable_problems(self, folder: Path) -> list[str]:
-        """A file where the folder (or one of its parents) should be; a read-only existing ancestor."""
+    @staticmethod
+    def _writable_problems(folder: Path, folders: dict[Path, list[str]]) -> list[str]:
+        """A file where the folder (or one of its parents) should be; a read-only existing ancestor. Each
+        ancestor is examined once: later folders under a bad one add no problem (``folders`` remembers)."""
         existing = folder
         while not os.path.lexists(existing) and existing != existing.parent:
             existing = existing.parent
+        if existing in folders:
+            return []
+        problems = []
         if os.path.lexists(existing) and not existing.is_dir():
-            what = "the output folder" if existing == folder else f"a parent of the output folder {folder}"
-            return [f"{existing} is a file, not a folder ({what}); choose another output folder"]
-        if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-            return [f"{existing} is read-only (no permission to write); choose another output folder"]
-        return []
+            what = "the output folder" if existing == folder else f"a parent of {folder}"
+            problems.append(f"{existing} is a file, not a folder ({what}); choose another output path")
+        elif existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{existing} is read-only (no permission to write); choose another output folder")
+        folders[existing] = problems
+        return problems
 
-    def _file_problems(self) -> list[str]:
+    def _file_problems(self, folders: dict[Path, list[str]]) -> list[str]:
         problems: list[str] = []
         protected = {}
         for path, role in self._protected:
@@ -165,7 +172,7 @@ class OutputPlan:
                     f"{_real(path.parent)}); dckd does not write through it: remove the link or choose another folder"
                 )
                 continue
-            problems += self._existing_problems(path, listings)
+            problems += self._writable_problems(path.parent, folders) + self._existing_problems(path, listings)
         return problems
 
     def _protected_samefile(self, path: Path) -> tuple[Path, str] | None:
@@ -181,8 +188,6 @@ class OutputPlan:
 
     def _existing_problems(self, path: Path, listings: dict[Path, dict[str, str]]) -> list[str]:
         parent = path.parent
-        if os.path.lexists(parent) and not parent.is_dir():
-            return [f"{parent} is a file, not a folder; {path} cannot be written there"]
         if parent.is_dir() and parent not in listings:
             try:
                 listings[parent] = {name_key(entry.name): entry.name for entry in os.scandir(parent)}
