@@ -155,6 +155,10 @@ class DataConfig:
     """Decode and check every training and validation file once before training starts."""
     skip_bad_files: bool = False
     """Exclude files that fail the check (listed in the log) instead of stopping."""
+    alpha: Literal["error", "drop"] = "error"
+    """Images with transparent pixels: ``error`` (the colour under a transparent pixel is arbitrary and would be
+    learned as content) or ``drop`` (ignore the alpha channel, keep the stored colours). Fully opaque alpha is
+    always dropped."""
 
     def __post_init__(self) -> None:
         _require(self.scale >= 1, f"scale must be >= 1, got {self.scale}")

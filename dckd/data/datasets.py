@@ -120,6 +120,11 @@ class RestorationDataset(Dataset):
         # converting a whole 2K image per sample would cost more than decoding it.
         lq, gt = self.load_pixels(index)
         extra = None if self.teacher_outputs is None else self.teacher_outputs.load(self.gt_paths[index])
+        if extra is not None and (extra.ndim != 3 or not np.issubdtype(extra.dtype, np.floating)):
+            raise DatasetError(
+                f"teacher-output cache entry for '{self.gt_paths[index]}' holds {extra.dtype} values of shape "
+                f"{tuple(extra.shape)}, not a float (C, H, W) image: the cache was not written by dckd; delete it"
+            )
         if extra is not None and tuple(extra.shape[-2:]) != tuple(gt.shape[-2:]):
             raise DatasetError(
                 f"teacher-output cache for '{self.gt_paths[index]}' is {tuple(extra.shape[-2:])}, "

@@ -215,12 +215,19 @@ def _train(
         if config.data.train is None:
             raise DatasetError("data.train is not set: nothing to train on")
         train_set = build_dataset(
-            config.data.train, scale, config.data.lq_patch_size, config.data.augment, options.seed, missing_pairs
+            config.data.train,
+            scale,
+            config.data.lq_patch_size,
+            config.data.augment,
+            options.seed,
+            missing_pairs,
+            alpha=config.data.alpha,
         )
     validation_sets = datasets.get("validation")
     if validation_sets is None:
         validation_sets = [
-            build_dataset(spec, scale, None, False, missing_pairs=missing_pairs) for spec in config.data.validation
+            build_dataset(spec, scale, None, False, missing_pairs=missing_pairs, alpha=config.data.alpha)
+            for spec in config.data.validation
         ]
     if config.data.check_files and "train" not in datasets:
         if context.is_main:
@@ -377,7 +384,7 @@ def _train(
             "rng": distributed.gather_objects(rng, context),
             "world_size": context.world_size,
             "nonfinite_streak": nonfinite_streak,
-            "network": network_record(config.student),
+            "network": network_record(config.student, config.data.scale),
             "identity": identity,
             "config": dump_yaml(config),
         }
@@ -581,7 +588,7 @@ def _train(
                 run_dir / "weights.pth",
                 unwrap(student).state_dict(),
                 ema.state_dict() if ema is not None else None,
-                network_record(config.student),
+                network_record(config.student, config.data.scale),
             )
         except OSError as error:
             raise write_error(error, run_dir / "weights.pth") from None
