@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dckd.apps.demo import add_demo_arguments, run_demo_command
 from dckd.apps.inference import add_infer_options, add_network_options, network_for_inference, plan_test, run_infer
