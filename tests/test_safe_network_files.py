@@ -244,12 +244,30 @@ def test_a_published_options_file_cannot_name_a_network_class(
 ) -> None:
     """BasicSR option files name networks by ``type``, mapped through a fixed table to dckd's backbones."""
     (tmp_path / "evil.py").write_text("import pathlib\npathlib.Path('IMPORTED').write_text('x')\nclass Thing: pass\n")
-    options = {"name": "x", "model_type": "SRModel", "scale": 2, "network_g": {"type": network_type}}
+    options = {
+        "name": "x",
+        "model_type": "SRModel",
+        "scale": 2,
+        "network_g": {"type": network_type},
+        "train": {"total_iter": 1, "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0}},
+    }
     (tmp_path / "train.yml").write_text(yaml.safe_dump(options))
+    test_options = {
+        "name": "x",
+        "model_type": "SRModel",
+        "scale": 2,
+        "network_g": {"type": network_type},
+        "path": {"pretrain_network_g": "weights.pth"},
+        "datasets": {"test_1": {"type": "PairedImageDataset", "dataroot_gt": "gt", "dataroot_lq": "lq"}},
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test_options))
+    (tmp_path / "weights.pth").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     before = snapshot(tmp_path)
     assert main(["train", "train.yml", "--dry-run"]) == 2
+    assert f"network_g.type: network type '{network_type}' is not supported" in capsys.readouterr().err
+    assert main(["test", "test.yml"]) == 2  # a BasicSR test file too
     assert f"network_g.type: network type '{network_type}' is not supported" in capsys.readouterr().err
     assert "evil" not in sys.modules and snapshot(tmp_path) == before
 

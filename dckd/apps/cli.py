@@ -16,6 +16,8 @@ from dckd.apps.demo import add_demo_arguments, run_demo_command
 from dckd.apps.inference import add_infer_options, add_network_options, network_for_inference, plan_test, run_infer
 from dckd.apps.train_codebook import add_train_codebook_arguments, run_train_codebook_command
 from dckd.config import dump_yaml, read_config
+from dckd.config.loading import read_yaml
+from dckd.config.published import is_published_test_options
 from dckd.config.reading import read_test_options
 from dckd.data.validate import validate_dataset
 from dckd.engine.distributed import resolve_device
@@ -157,6 +159,11 @@ def _command_test(arguments) -> int:
 
 def _command_test_options(arguments) -> int:
     """``dckd test OPTIONS.yml``: a BasicSR test file names the network, its weights, the sets and the metrics."""
+    if not is_published_test_options(read_yaml(arguments.weights)):
+        raise DckdError(
+            f"{arguments.weights}: unsupported extension for a weights file (.pth, .pt, .ckpt, .safetensors, .bin), "
+            "and it is not a BasicSR test options file (train with `dckd train` a config or a training options file)"
+        )
     given = [
         flag
         for flag, value in (
