@@ -254,7 +254,7 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """PSNR/SSIM of ``network`` on datasets, as ``dckd test`` computes them.
 
-    ``data``: a folder in a known layout, ``"bundled"`` / ``"bundled:test"``, a dataset of whole images
+    ``data``: a folder in a known layout, ``"bundled"`` / ``"bundled:test"`` / ``"bundled:val"``, a dataset of whole images
     (``{"lq", "gt"}``), or a list of these. Returns ``{dataset name: {"psnr", "ssim", "images": [{"name",
     "psnr", "ssim"}, ...]}}`` (Y channel and crop border by task, as the literature: SR crops the scale).
     """

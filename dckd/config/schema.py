@@ -76,7 +76,7 @@ class DatasetConfig:
     """Folder layout. ``benchmark``: ``root/HR`` + ``root/LR_bicubic/X{scale}/*x{scale}.png`` (LR made by
     MATLAB bicubic when absent). ``paired``: ``gt_dir`` + ``lq_dir`` matched by ``filename_template``.
     ``hr_only``: ``gt_dir`` only, LR made by MATLAB bicubic. ``bundled``: the photographs shipped with
-    dckd (``split`` train or test). ``gopro``: GoPro ``root/{split}/<sequence>/blur|sharp`` or
+    dckd (``split`` train, val or test). ``gopro``: GoPro ``root/{split}/<sequence>/blur|sharp`` or
     ``root/{split}/input|target``. ``input_target``: Rain13K / Test100 / Rain100H/L / Test2800 / Test1200
     (``root/input`` + ``root/target``). ``synthetic``: clean images in ``gt_dir`` degraded on the fly by
     ``synthetic_task`` (a stand-in for GoPro / Rain13K). ``python``: a dataset object given to ``dckd.distill``
@@ -94,8 +94,9 @@ class DatasetConfig:
     meta_info_file: str | None = None
     """``paired`` only: a BasicSR meta-info list; only the GT files it names (first word of each line) are used,
     each with the LQ file ``filename_template.format(stem)`` + the GT's extension; the folders are not scanned."""
-    split: Literal["train", "test"] = "train"
-    """Which split of a ``bundled`` or ``gopro`` layout."""
+    split: Literal["train", "val", "test"] = "train"
+    """Which split of a ``bundled`` layout (``train``, ``val``: for choosing settings and validation during
+    training, ``test``) or a ``gopro`` one (``train`` or ``test``)."""
     synthetic_task: Literal["deblur", "derain"] = "deblur"
     """Degradation made on the fly for ``synthetic`` datasets."""
     cache_images: bool = False
@@ -114,6 +115,10 @@ class DatasetConfig:
         }[self.kind]
         for option in needs:
             _require(getattr(self, option), f"kind: a dataset of kind {self.kind!r} needs the option {option!r}")
+        _require(
+            self.kind != "gopro" or self.split in ("train", "test"),
+            f"split: GoPro has the splits 'train' and 'test', not {self.split!r}",
+        )
         _require("{}" in self.filename_template, f"filename_template {self.filename_template!r} must contain '{{}}'")
         _require(
             self.meta_info_file is None or self.kind == "paired",

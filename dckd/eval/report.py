@@ -16,7 +16,7 @@ from dckd.files.outputs import OutputPlan
 def dataset_from_folder(folder: str, scale: int, task: str, alpha: str = "error"):
     """A whole-image evaluation dataset from a folder in one of the official layouts.
 
-    ``bundled`` / ``bundled:test`` / ``bundled:train``: the photographs shipped with dckd. A folder with
+    ``bundled`` / ``bundled:test`` / ``bundled:val`` / ``bundled:train``: the photographs shipped with dckd. A folder with
     ``HR/``: the SR benchmark layout (Set5 ...). A folder with ``input/`` and ``target/``: deraining sets,
     flattened GoPro. A folder with ``test/`` holding GoPro sequences: GoPro test. ``alpha``: the policy for
     transparent pixels (``error`` or ``drop``).
