@@ -174,7 +174,7 @@ def test_dataset_folders_resolve_dckd_names(kind: str, tmp_path: Path) -> None:
     else:
         spec = DatasetConfig(kind="benchmark", root="dckd:bundled/test")
     dataset = build_dataset(spec, 2, None, False)
-    assert len(dataset) == 5
+    assert len(dataset) == len(list((ASSETS / "bundled" / "test" / "HR").glob("*.png")))
     assert dump_yaml(absolute_paths(config_from_dict({"data": {"validation": [spec.__dict__]}}))).count("dckd:") == (
         2 if kind == "paired" else 1
     )
