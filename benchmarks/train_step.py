@@ -35,8 +35,8 @@ from dckd.eval.restoration import autocast_context
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
 from dckd.losses.pixel import l1_loss
-from dckd.methods.dckd.degradations import make_negative_inputs
 from dckd.methods.dckd.invertible import InvertibleAugmentation
+from dckd.methods.dckd.negatives import make_negative_inputs
 from dckd.models.averaging import freeze, frozen_copy, interpolate_
 from dckd.models.backbones import resolve
 from dckd.models.vqgan import VQGANEncoder, latent_rows, negative_squared_distance_logits, taming_f16_1024_config
@@ -196,7 +196,7 @@ class PublishedStep:
         }
         with torch.no_grad():
             negatives = [self.history(lq)] + [
-                self.history(make_negative_inputs(lq, self.generator, 1, ["noise"])) for _ in range(4)
+                self.history(make_negative_inputs(lq, self.generator, 1, ["noise"], "per_sample")) for _ in range(4)
             ]
         anchor = self.vqgan.features(output)
         with torch.no_grad():

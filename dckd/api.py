@@ -26,7 +26,7 @@ from dckd.config.schema import Config, DataConfig, TrainConfig, config_from_dict
 from dckd.engine.checkpoints import network_spec
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
-from dckd.engine.setup import network_from_weights
+from dckd.engine.setup import network_from_weights, record_from_file
 from dckd.errors import ConfigError, DatasetError
 from dckd.eval.report import dataset_from_folder
 from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
@@ -48,10 +48,15 @@ def load_network(
     backbone: str | None = None,
     options: dict[str, Any] | None = None,
     key: str | None = None,
+    scale: int | None = None,
 ) -> nn.Module:
-    """A network in eval mode from a weights file: a dckd ``weights.pth`` (its own record says which network),
-    an official checkpoint with ``preset`` (``dckd models``) or ``backbone`` + ``options``, loaded strictly."""
-    return network_from_weights(str(path), preset=preset, backbone=backbone, options=options, key=key).eval()
+    """A network in eval mode from a weights file: a dckd ``weights.pth`` (its own record says which of dckd's
+    backbones it is; a record naming your own class needs ``backbone=`` naming it too), an official checkpoint
+    with ``preset`` (``dckd models``) or ``backbone`` + ``options``, loaded strictly; ``scale`` for a state_dict
+    of your class that does not say it."""
+    return network_from_weights(
+        str(path), preset=preset, backbone=backbone, options=options, key=key, scale=scale
+    ).eval()
 
 
 def network_scale(network: nn.Module, scale: int | None = None) -> int:
@@ -210,12 +215,13 @@ def distill(
     }
     networks: dict[str, nn.Module] = {"student": student}
     if isinstance(teacher, (str, Path)):  # a file: recorded so that the run's config.yaml rebuilds it
-        record = network_spec(teacher)
-        if record is None:
+        stored = network_spec(teacher)
+        if stored is None:
             raise ConfigError(
                 f"teacher {teacher}: the file does not say which network it holds; load it with "
                 "dckd.load_network(path, preset=...) and pass the network"
             )
+        record = record_from_file(stored, f"teacher {teacher}")  # only dckd's backbones: a file names no code
         raw["teacher"] = {"backbone": record["backbone"], "options": record["options"], "checkpoint": str(teacher)}
     elif teacher is not None:
         # Its weights are in memory: recorded as such (a config file cannot rebuild them), as for the VQGAN.
@@ -248,7 +254,7 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """PSNR/SSIM of ``network`` on datasets, as ``dckd test`` computes them.
 
-    ``data``: a folder in a known layout, ``"bundled"`` / ``"bundled:test"``, a dataset of whole images
+    ``data``: a folder in a known layout, ``"bundled"`` / ``"bundled:test"`` / ``"bundled:val"``, a dataset of whole images
     (``{"lq", "gt"}``), or a list of these. Returns ``{dataset name: {"psnr", "ssim", "images": [{"name",
     "psnr", "ssim"}, ...]}}`` (Y channel and crop border by task, as the literature: SR crops the scale).
     """

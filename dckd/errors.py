@@ -47,6 +47,15 @@ class ImageReadError(DatasetError):
         super().__init__(message)
 
 
+class NetworkOutputError(DckdError):
+    """A network's output is not an image of the expected scale (never cropped silently)."""
+
+
+class OutputError(DckdError):
+    """A result cannot be written where asked (it would replace a file, collide with another result, leave the
+    output folder, or the disk refused it); the message names the path and what to do."""
+
+
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickled file asks to import or call something that can run code (raised while unpickling)."""
 

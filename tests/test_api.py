@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 import dckd
 from dckd.apps.cli import main
 from dckd.config import config_from_dict, load_config
+from dckd.config.paths import absolute_paths
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
 from dckd.engine.loop import train
 from dckd.engine.run_log import read_log
@@ -184,8 +185,8 @@ def test_a_method_added_with_one_dict_entry_trains_checkpoints_resumes_and_dry_r
     state = load_checkpoint(list_checkpoints(resumed)[0][1])
     assert state["iteration"] == 6 and state["method"] == {"steps": 6}
     assert [r["iter"] for r in read_log(run_dir / "log.jsonl") if "blended" in r] == [2, 3, 4, 6]
-    # The run's own config reloads to the same config (and names the method's section).
-    assert load_config(run_dir / "config.yaml") == config_from_dict(raw)
+    # The run's own config reloads to the same config, its paths made absolute (and names the method's section).
+    assert load_config(run_dir / "config.yaml") == absolute_paths(config_from_dict(raw))
 
 
 def test_a_run_folder_written_by_dckd_0_1_still_loads_and_resumes(tmp_path: Path, image_folder: Path) -> None:

@@ -36,10 +36,15 @@ WRAPPERS = ("plain.pth", "params_ema.pth", "params.pth", "state_dict.ckpt", "mod
 
 
 def manifest_tensors(name: str) -> dict[str, torch.Tensor]:
-    """A state_dict with exactly the manifest's keys and shapes (values do not matter for loading)."""
+    """A state_dict with exactly the manifest's keys and shapes (values do not matter for loading; integer
+    buffers such as SwinIR's relative_position_index are integers, as in the official files)."""
     generator = torch.Generator().manual_seed(0)
     return {
-        key: torch.randn(shape, generator=generator).half() if len(shape) else torch.tensor(0.5)
+        key: torch.zeros(shape, dtype=torch.int64)
+        if key.endswith("relative_position_index")
+        else torch.randn(shape, generator=generator).half()
+        if len(shape)
+        else torch.tensor(0.5)
         for key, shape in MANIFESTS[name]["state_dict"].items()
     }
 

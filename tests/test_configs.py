@@ -16,13 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import structured_image
 from PIL import Image
 
-from dckd.config.loading import read_yaml
+from dckd.apps.cli import main
+from dckd.config.loading import dump_yaml, read_yaml
+from dckd.config.paths import absolute_paths
 from dckd.config.schema import NetworkConfig, config_from_dict, load_config
 from dckd.engine.setup import build_dataset, build_method, build_network, build_vqgan, network_record
 from dckd.models.averaging import freeze, frozen_copy
+from dckd.models.backbones import FAKD_FEATURES
 from dckd.models.vqgan import VQGANEncoder
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -166,8 +170,24 @@ def test_sr_presets_follow_the_released_code_and_switch_to_the_paper_recipe() ->
         roots = [spec.root for spec in config.data.validation]
         assert roots == ["datasets/Set5", "datasets/Set14", "datasets/Urban100"]
         if config.method == "dckd":
-            assert config.dckd.lcr_weight == (1.0 if path.stem.endswith("dckd_star") else 0.0)
-            assert config.dckd.num_negatives == 5 and tuple(config.dckd.degradations) == ("noise",)
+            dckd = config.dckd
+            assert dckd.lcr_weight == (1.0 if path.stem.endswith("dckd_star") else 0.0)
+            assert dckd.num_negatives == 5 and tuple(dckd.degradations) == ("noise",)
+            # The released files' negatives: blur 0, resize 0, noise 1, gray 0.5, drawn per copy.
+            assert (dckd.negative_sampling, dckd.blur_probability, dckd.resize_probability) == ("released", 0, 0)
+            assert (dckd.noise_probability, dckd.gray_noise_probability) == (1.0, 0.5)
+        if config.method == "fakd":
+            fakd = config.fakd
+            assert (fakd.reconstruction_weight, fakd.kd_weight, fakd.affinity_reduction) == (0.5, 0.5, "sum")
+            assert fakd.affinity_weight == 10 / 255
+            # The layers are FAKD's recipe points of these very networks (RCAN x3: the official [2,3]).
+            with torch.device("meta"):
+                student = build_network(NetworkConfig(preset=config.student.preset))
+                teacher = build_network(NetworkConfig(preset=config.teacher.preset))
+            backbone = network_record(config.student)["backbone"]
+            first = 1 if (backbone, scale) == ("rcan", 3) else 0
+            assert list(fakd.student_layers) == FAKD_FEATURES[backbone](student)[first:]
+            assert list(fakd.teacher_layers) == FAKD_FEATURES[backbone](teacher)[first:]
     paper = load_config(
         CONFIG_DIR / "sr" / "swinir_x4_dckd.yaml",
         ["data.batch_size=16", "schedule.milestones_iters=[100000,200000]", "schedule.gamma=0.1"],
@@ -190,11 +210,19 @@ def test_ablation_presets_change_only_their_option() -> None:
         "rcan_x2_weight_dcl_0.01": ("contrastive_weight", 0.01),
         "rcan_x2_weight_ce_0.01": ("codebook_weight", 0.01),
         "rcan_x2_degradation_mix": ("degradations", ("mix",)),
+        "rcan_x2_degradation_blur": ("blur_probability", 1.0),
+        "rcan_x2_degradation_resize": ("resize_probability", 1.0),
         "rcan_x2_components_dcr": ("codebook_weight", 0.0),
         "rcan_x2_components_dmm": ("contrastive_weight", 0.0),
     }
     for name, (option, value) in examples.items():
         assert getattr(load_config(CONFIG_DIR / "ablations" / f"{name}.yaml").dckd, option) == value
+    for kind in ("blur", "resize", "mix"):
+        dckd = load_config(CONFIG_DIR / "ablations" / f"rcan_x2_degradation_{kind}.yaml").dckd
+        assert dckd.negative_sampling == "released"
+        assert dckd.degradation_probabilities == {
+            name: 1.0 for name in ("blur", "resize", "noise") if kind in (name, "mix")
+        }
     step = load_config(CONFIG_DIR / "ablations" / "rcan_x2_history_step_500.yaml").dckd.history
     assert (step.initial_interval_iters, step.interval_growth_iters) == (500, 500)
 
@@ -204,12 +232,12 @@ def test_smoke_presets_need_nothing_and_are_small() -> None:
         config = load_config(path)
         if config.data.task != "sr":  # deblurring / deraining: synthetic pairs from the bundled photographs
             assert config.data.train.kind == "synthetic" and config.data.scale == 1
-            assert config.data.train.gt_dir == "dckd/assets/bundled/train/HR"
+            assert config.data.train.gt_dir == "dckd:bundled/train/HR"
             assert [spec.kind for spec in config.data.validation] == ["synthetic"]
             assert config.evaluation.y_channel == (config.data.task == "derain")
             assert config.train.total_iters <= 40 and config.data.num_workers == 0
             if config.vqgan is not None:
-                assert config.vqgan.checkpoint == "dckd/assets/weights/demo_codebook.pth"
+                assert config.vqgan.checkpoint == "dckd:weights/demo_codebook.pth"
             continue
         assert config.data.train.kind == "bundled" and config.data.train.split == "train"
         assert [(spec.kind, spec.split) for spec in config.data.validation] == [("bundled", "test")]
@@ -220,11 +248,31 @@ def test_smoke_presets_need_nothing_and_are_small() -> None:
                 "edsr",
                 {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_block": 6, "upscale": 4},
             )
-            assert config.teacher.checkpoint == "dckd/assets/weights/demo_teacher_x4.pth"
+            assert config.teacher.checkpoint == "dckd:weights/demo_teacher_x4.pth"
         if config.vqgan is not None:
-            assert config.vqgan.checkpoint == "dckd/assets/weights/demo_codebook.pth"
+            assert config.vqgan.checkpoint == "dckd:weights/demo_codebook.pth"
             assert config.method_options.vqgan_input_range == "minus_one_one"
     assert load_config(CONFIG_DIR / "smoke" / "dckd_star.yaml").dckd.lcr_weight == 1.0
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=IDS)
+def test_preset_round_trips_through_yaml_dry_run_and_the_run_form(path: Path, capsys) -> None:
+    """load -> dump -> load is the same config; --dry-run prints that dump; the absolute form a run writes to
+    config.yaml and its checkpoints reloads to itself too."""
+    config = load_config(path)
+    text = dump_yaml(config)
+    again = config_from_dict(yaml.safe_load(text), source="dump")
+    assert again == config and dump_yaml(again) == text
+    assert main(["train", str(path), "--dry-run"]) == 0
+    assert capsys.readouterr().out == text
+    run_form = absolute_paths(config, "/elsewhere/work")
+    assert config_from_dict(yaml.safe_load(dump_yaml(run_form))) == run_form
+    for spec in [config.data.train, *config.data.validation]:
+        for name in ("root", "gt_dir", "lq_dir"):
+            value = getattr(spec, name)
+            assert (
+                value is None or value.startswith("dckd:") or Path(value).is_absolute() or value.startswith("datasets/")
+            ), f"{path.name}: {name} {value!r} is neither a dckd: name nor an official relative layout"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -235,6 +283,12 @@ def _tiny_network(raw: dict, scale: int, task: str) -> dict:
         NetworkConfig(**{key: value for key, value in raw.items() if key in ("preset", "backbone", "options")})
     )
     options = {**record["options"], **TINY_OPTIONS[record["backbone"]]}
+    # Keep the number of residual groups / Swin layers, so that module paths a preset names (FAKD's layers) exist.
+    if record["backbone"] == "swinir":
+        layers = len(record["options"]["depths"])
+        options.update(depths=[1] * layers, num_heads=[2] * layers)
+    if record["backbone"] == "rcan":
+        options["num_group"] = record["options"]["num_group"]
     if task == "sr":
         assert options["upscale"] == scale, "the network's scale differs from data.scale"
     return {"backbone": record["backbone"], "options": options}

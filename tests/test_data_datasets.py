@@ -372,3 +372,39 @@ def test_dataloader_with_workers_gives_the_same_batches_as_in_process(tmp_path):
 
     for in_process, from_workers in zip(batches(0), batches(2)):
         assert torch.equal(in_process, from_workers)
+
+
+def test_a_meta_info_list_selects_the_listed_files_only(tmp_path: Path) -> None:
+    """BasicSR's meta_info_file: the first word of each line names a GT file; the LQ file is
+    filename_tmpl.format(stem) + the GT's extension; nothing else in the folders is read."""
+    from dckd.config.schema import DatasetConfig
+    from dckd.data.folders import read_meta_info
+    from dckd.engine.setup import build_dataset
+    from dckd.errors import ConfigError, DatasetError
+
+    gt_dir, lq_dir = tmp_path / "HR_sub", tmp_path / "LR_sub"
+    for index, stem in enumerate(["0001_s001", "0001_s002", "0002_s001"]):
+        save(gt_dir / f"{stem}.png", np.full((16, 16, 3), 40 * index, np.uint8))
+        save(lq_dir / f"{stem}x2.png", np.full((8, 8, 3), 40 * index, np.uint8))
+    (gt_dir / "broken.png").write_bytes(b"not an image")  # not listed: never opened
+    meta = tmp_path / "meta_info.txt"
+    meta.write_text("0001_s002.png (16,16,3)\n\n0002_s001.png (16,16,3)\n")
+    spec = DatasetConfig(
+        kind="paired", gt_dir=str(gt_dir), lq_dir=str(lq_dir), filename_template="{}x2", meta_info_file=str(meta)
+    )
+    dataset = build_dataset(spec, 2, None, False)
+    assert [Path(path).name for path in dataset.gt_paths] == ["0001_s002.png", "0002_s001.png"]
+    assert [Path(path).name for path in dataset.lq_paths] == ["0001_s002x2.png", "0002_s001x2.png"]
+    assert float(dataset[0]["gt"].mean()) == pytest.approx(40 / 255, abs=1e-6)
+
+    meta.write_text("0001_s002.png\n0009_s001.png\n")
+    with pytest.raises(DatasetError, match=r"1 GT image\(s\) listed in .* do not exist .*0009_s001.png"):
+        build_dataset(spec, 2, None, False)
+    meta.write_text("../outside.png\n")
+    with pytest.raises(DatasetError, match="line 1: '../outside.png' is not a file name inside the GT folder"):
+        read_meta_info(meta)
+    meta.write_text("\n\n")
+    with pytest.raises(DatasetError, match="lists no file"):
+        read_meta_info(meta)
+    with pytest.raises(ConfigError, match="meta_info_file: only datasets of kind 'paired'"):
+        DatasetConfig(kind="hr_only", gt_dir=str(gt_dir), meta_info_file=str(meta))

@@ -1,20 +1,21 @@
-"""Tests of the negative-sample degradations (dckd/degradations.py)."""
+"""Tests of the per-sample negative degradations (dckd/methods/dckd/degradations.py,
+``dckd.negative_sampling: per_sample``); the released per-copy variant is in test_released_degradations.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dckd.methods.dckd import degradations
+from dckd.methods.dckd import degradations, negatives, released_degradations
 from dckd.methods.dckd.degradations import (
     DEGRADATION_KINDS,
     add_gaussian_noise,
     degrade,
     gaussian_kernels,
-    make_negative_inputs,
     random_gaussian_blur,
     random_resize,
 )
+from dckd.methods.dckd.negatives import make_negative_inputs
 
 SINGLE_FUNCTIONS = {
     "noise": add_gaussian_noise,
@@ -205,7 +206,7 @@ def test_degrade_rejects_unknown_or_empty_kinds() -> None:
 
 def test_negative_inputs_are_copy_major_and_independent() -> None:
     x = images(batch=3)
-    negatives = make_negative_inputs(x, seeded(0), 4, ["noise"])
+    negatives = make_negative_inputs(x, seeded(0), 4, ["noise"], "per_sample")
     assert negatives.shape == (12, 3, 24, 20)
     per_copy = negatives.view(4, 3, 3, 24, 20)
     for copy in range(4):
@@ -217,7 +218,7 @@ def test_negative_inputs_are_copy_major_and_independent() -> None:
     assert not torch.equal(per_copy[0], per_copy[1])
     # The same as one degrade call on the repeated batch, i.e. one batched draw.
     assert torch.equal(negatives, degrade(x.repeat(4, 1, 1, 1), seeded(0), ["noise"]))
-    empty = make_negative_inputs(x, seeded(0), 0, ["noise"])
+    empty = make_negative_inputs(x, seeded(0), 0, ["noise"], "per_sample")
     assert empty.shape == (0, 3, 24, 20)
 
 
@@ -225,23 +226,34 @@ def test_negative_inputs_for_every_kind() -> None:
     x = images(batch=2)
     original = x.clone()
     for kind in DEGRADATION_KINDS:
-        negatives = make_negative_inputs(x, seeded(0), 3, [kind])
+        negatives = make_negative_inputs(x, seeded(0), 3, [kind], "per_sample")
         assert negatives.shape == (6, 3, 24, 20)
-        assert torch.equal(negatives, make_negative_inputs(x, seeded(0), 3, [kind]))
+        assert torch.equal(negatives, make_negative_inputs(x, seeded(0), 3, [kind], "per_sample"))
     assert torch.equal(x, original)
 
 
 def test_no_python_random_or_numpy_random() -> None:
-    source = open(degradations.__file__, encoding="utf-8").read()
-    assert "import random" not in source and "np.random" not in source
+    for module in (degradations, released_degradations, negatives):
+        source = open(module.__file__, encoding="utf-8").read()
+        assert "import random" not in source and "np.random" not in source and "import numpy" not in source
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("kind", DEGRADATION_KINDS)
 def test_same_result_on_cpu_and_cuda(kind: str) -> None:
     x = images(batch=8, height=32, width=32)
-    on_cpu = make_negative_inputs(x, seeded(9), 4, [kind])
-    on_cuda = make_negative_inputs(x.cuda(), seeded(9), 4, [kind])
-    assert on_cuda.device.type == "cuda"
-    # Interpolation and convolution kernels differ slightly between devices.
-    assert torch.allclose(on_cuda.cpu(), on_cpu, atol=1e-4)
+    for sampling in ("per_sample", "released"):
+        on_cpu = make_negative_inputs(x, seeded(9), 4, [kind], sampling)
+        on_cuda = make_negative_inputs(x.cuda(), seeded(9), 4, [kind], sampling)
+        assert on_cuda.device.type == "cuda"
+        # Interpolation and convolution kernels differ slightly between devices.
+        assert torch.allclose(on_cuda.cpu(), on_cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["noise", "blur", "resize"])
+def test_per_sample_probability_gates_each_sample(kind: str) -> None:
+    x = images(batch=400, height=12, width=12)
+    out = degrade(x, seeded(1), [kind], {kind: 0.25})
+    changed = (out != x).flatten(1).any(dim=1).float()
+    assert abs(float(changed.mean()) - 0.25) < 0.07  # Binomial(400, 0.25): std 0.022
+    assert torch.equal(degrade(x, seeded(1), [kind], {kind: 0.0}), x)

@@ -453,6 +453,8 @@ def test_a_published_options_name_outside_output_dir_is_an_error(tmp_path, capsy
         "model_type": "SRModel",
         "scale": 2,
         "network_g": {"type": "EDSR", "num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 2},
+        "datasets": {"train": {"type": "PairedImageDataset", "dataroot_gt": "gt", "dataroot_lq": "lq", "gt_size": 16}},
+        "train": {"total_iter": 10, "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0}},
     }
     path = write_config(tmp_path, options, "options.yml")
     message = one_line_error(capsys, main(["train", str(path), "--dry-run"]))

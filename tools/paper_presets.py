@@ -21,6 +21,7 @@ from preset_common import (
     TEACHER_NEEDS_VQGAN,
     Preset,
     assemble,
+    fakd_section,
     loss_formula,
     method_notes,
     paper_numbers,
@@ -108,13 +109,33 @@ def _sr_recipe_notes() -> list[str]:
     ]
 
 
+# FAKD's feature pairs (official code: features [1,2,3] of RCAN = body.2, body.6 and the upsampler's input; its
+# x3 script uses [2,3]). SwinIR: our reading, the RSTB outputs after 1/3 and 2/3 of the body and the input of the
+# reconstruction head (tests/test_configs.py checks these against dckd.models.backbones.FAKD_FEATURES).
+FAKD_LAYERS = {
+    "rcan": (["body.2", "body.6", "upsample:input"], ["body.2", "body.6", "upsample:input"]),
+    "swinir": (
+        ["layers.0", "layers.2", "conv_before_upsample:input"],
+        ["layers.1", "layers.3", "conv_before_upsample:input"],
+    ),
+}
+
+
+def fakd_layers(backbone: str, scale: int) -> tuple[list[str], list[str]]:
+    """(student layers, teacher layers) of the FAKD preset; the official RCAN x3 script drops feature 1."""
+    student, teacher = FAKD_LAYERS[backbone]
+    if backbone == "rcan" and scale == 3:
+        return student[1:], teacher[1:]
+    return list(student), list(teacher)
+
+
 def sr_options(backbone: str, scale: int, method: str, name: str, output_dir: str = "runs/sr", **dckd_options) -> dict:
     student = {"preset": f"swinir_s_x{scale}" if backbone == "swinir" else f"rcan_student_x{scale}"}
     teacher = {
         "preset": f"swinir_m_x{scale}" if backbone == "swinir" else f"rcan_x{scale}",
         "checkpoint": (SWINIR_M_CHECKPOINT if backbone == "swinir" else RCAN_CHECKPOINT).format(scale=scale),
     }
-    return assemble(
+    options = assemble(
         name,
         output_dir,
         method,
@@ -127,6 +148,9 @@ def sr_options(backbone: str, scale: int, method: str, name: str, output_dir: st
         {"y_channel": True, "crop_border": scale},
         **dckd_options,
     )
+    if method == "fakd":
+        options["fakd"] = fakd_section(*fakd_layers(backbone, scale))
+    return options
 
 
 def sr_needs(backbone: str, scale: int, method: str) -> list[str]:
@@ -506,6 +530,16 @@ def ablation_presets() -> list[Preset]:
             )
         elif row.same_as:
             notes.append(row.same_as)
+        if "degradations" in row.dckd_options:
+            notes.append(
+                "Negatives as the released code makes them (dckd.negative_sampling: released): each of the 4 "
+                "degraded copies draws ONE blur kernel (sizes 3-11, sigmas 0.1-2 per axis) / ONE resize scale "
+                "(down U(0.5,1) or, with probability 0.25, up U(1,1.5)) and mode, shared by the whole batch; mix = "
+                "blur -> resize -> noise at the resized size -> resize back with a second mode; sizes truncated; "
+                "no clamp after a resize; the gray-noise field is shared by a copy's gray samples; each kind is "
+                "applied with its probability (here 1) per copy. Per-sample draws: --set "
+                "dckd.negative_sampling=per_sample."
+            )
         if "history_step" in row.dckd_options:
             notes.append(
                 "The step grows in proportion: s = step, 2 step, 3 step ... per 100k iterations (the "

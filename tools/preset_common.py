@@ -26,8 +26,9 @@ RESTORMER_DEBLUR_CHECKPOINT = "pretrained/motion_deblurring.pth"
 RESTORMER_DERAIN_CHECKPOINT = "pretrained/deraining.pth"
 SR_BENCHMARKS = ("Set5", "Set14", "Urban100")  # validated during training, as the released configs
 DERAIN_TESTS = ("Test100", "Rain100H", "Rain100L", "Test2800", "Test1200")
-SMOKE_TEACHER = "dckd/assets/weights/demo_teacher_x4.pth"
-SMOKE_CODEBOOK = "dckd/assets/weights/demo_codebook.pth"
+# Files shipped inside the package: ``dckd:`` names resolve wherever dckd is installed (docs/configs.md).
+SMOKE_TEACHER = "dckd:weights/demo_teacher_x4.pth"
+SMOKE_CODEBOOK = "dckd:weights/demo_codebook.pth"
 
 NEEDS_DIV2K = (
     "datasets/DIV2K/DIV2K_train_HR/0001.png ... 0800.png and "
@@ -228,12 +229,18 @@ def dckd_section(
         "contrastive_weight": contrastive,
     }
     if contrastive > 0:
+        applied = {"blur", "resize", "noise"} if "mix" in degradations else set(degradations)
         section.update(
             {
                 "layer_weights": [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0],
                 "num_negatives": negatives,
                 "include_clean_negative": True,
                 "degradations": list(degradations),
+                # As the released code (and its files: blur 0, resize 0, noise 1, gray 0.5): each kind applied
+                # to a copy with its probability, parameters drawn once per copy for the whole batch.
+                "negative_sampling": "released",
+                **{f"{kind}_probability": 1.0 if kind in applied else 0.0 for kind in ("blur", "resize", "noise")},
+                "gray_noise_probability": 0.5,
                 "history": history_section(history_step),
             }
         )
@@ -248,6 +255,25 @@ def dckd_section(
     return section
 
 
+FAKD_AFFINITY_WEIGHT = 10 / 255
+"""The official 10 x SA (images in [0, 255]) in our [0, 1] units: its pixel L1 terms are 255 x ours."""
+
+
+def fakd_section(student_layers: list[str] | None = None, teacher_layers: list[str] | None = None) -> dict:
+    """FAKD's official recipe (alpha 0.5, 10*SA summed over the feature pairs) in [0, 1] units; empty layer lists
+    take the recipe's three points of each backbone (fakd.default_layers: fakd)."""
+    return {
+        "reconstruction_loss": "l1",
+        "reconstruction_weight": 0.5,
+        "kd_weight": 0.5,
+        "affinity_weight": FAKD_AFFINITY_WEIGHT,
+        "affinity_reduction": "sum",
+        "default_layers": "fakd",
+        "student_layers": list(student_layers or []),
+        "teacher_layers": list(teacher_layers or []),
+    }
+
+
 def method_section(method: str, **dckd_options) -> tuple[str, dict]:
     """(config method name, its section) for a table method name (dckd_star = dckd with the LCR term)."""
     if method == "scratch":
@@ -255,12 +281,7 @@ def method_section(method: str, **dckd_options) -> tuple[str, dict]:
     if method == "logits":
         return "logits", {"reconstruction_loss": "l1", "reconstruction_weight": 1.0, "kd_weight": 1.0}
     if method == "fakd":
-        return "fakd", {
-            "reconstruction_loss": "l1",
-            "reconstruction_weight": 1.0,
-            "kd_weight": 0.0,
-            "affinity_weight": 1.0,
-        }
+        return "fakd", fakd_section()
     if method == "dckd":
         return "dckd", dckd_section(**dckd_options)
     if method == "dckd_star":
@@ -327,7 +348,8 @@ METHOD_NAMES = {
 METHOD_TITLES = {
     "scratch": "Scratch (student alone, L1 to ground truth)",
     "logits": "Logits KD (L1 to ground truth + L1 to the teacher output)",
-    "fakd": "FAKD (L1 to ground truth + feature-affinity distillation)",
+    "fakd": "FAKD, official recipe (0.5 L1 to ground truth + 0.5 L1 to the teacher output + 10/255 x the "
+    "spatial-affinity L1 summed over the feature pairs)",
     "dckd": "DCKD (L_rec + L_kd + 0.1 L_dcl + 0.001 L_ce)",
     "dckd_star": "DCKD* (DCKD + the released code's teacher-side label-consistency term)",
     "mclir": "MCLIR-style model contrast (history-model negatives, no teacher)",
@@ -355,7 +377,8 @@ def method_notes(method: str, task: str = "sr") -> list[str]:
         return [
             "DCKD as the paper writes it (no label-consistency term). The released code (SwinIR SR only) adds "
             f"the teacher-side LCR term in all its configs, i.e. they are DCKD* ({star}).",
-            "Negatives: history model on the clean input + 4 noisy copies; history model = EMA student "
+            "Negatives: history model on the clean input + 4 noisy copies (noise probability 1, gray 0.5, drawn "
+            "per copy as the released code: negative_sampling released); history model = EMA student "
             "(source ema, alpha 0.1) updated every 1000/2000/3000... iterations; codebook CE in the released "
             "formula (--set dckd.codebook_formula=paper for Eq. 9); VQGAN fed [0, 1] images as the released "
             "code (--set dckd.vqgan_input_range=minus_one_one for the range it was trained on).",
@@ -368,7 +391,17 @@ def method_notes(method: str, task: str = "sr") -> list[str]:
         ]
     if method == "fakd":
         return [
-            "FAKD: spatial-affinity matrices of the student's residual groups vs evenly paired teacher groups "
-            "(forward hooks), weight 1, no output KD; the paper does not give FAKD's weights or layers."
+            "FAKD as its official code trains it (He et al., ICIP 2020; Vincent-Hoo/Knowledge-Distillation-for-"
+            "Super-resolution, scripts/train_rcan_SA_x*.sh: --alpha 0.5 --feature_distilation_type 10*SA): "
+            "L = 0.5 |S - y| + 0.5 |S - T| + w * sum_k mean|A(F_S,k) - A(F_T,k)| (spatial affinity, pairs SUMMED). "
+            "Units: its images are in [0, 255], so its two pixel L1 terms are 255 x ours in [0, 1] while the "
+            "affinity term does not depend on the range; its w = 10 is therefore w = 10/255 = 0.0392 per pair "
+            "here (the same balance of the terms; Adam is nearly invariant to the overall factor 255).",
+            "Layers (fakd.student_layers / teacher_layers, forward hooks, ':input' = the module's input): "
+            "RCAN, the official features [1,2,3]: the outputs of residual groups 3 and 7 (body.2, body.6) and "
+            "the body output with the global skip, i.e. the upsampler's input (x3: the official script uses "
+            "[2,3], without body.2); SwinIR (FAKD never used it; our reading): the RSTB outputs after 1/3 and "
+            "2/3 of the body (teacher layers.1/layers.3, student layers.0/layers.2) and the input of the "
+            "reconstruction head (conv_before_upsample). The DCKD paper gives neither layers nor weights.",
         ]
     return []

@@ -2,7 +2,8 @@
 
 Every command is a thin layer over the engine and the evaluation functions. User errors (a bad option, a
 missing file, a checkpoint that does not fit, a broken image) print one ``error: ...`` paragraph and exit
-with status 2; a traceback means a bug.
+with status 2; ``dckd infer`` and ``dckd check-data`` exit with status 1 when they finished but some inputs
+were bad (listed); a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ import sys
 from pathlib import Path
 
 from dckd.apps.demo import add_demo_arguments, run_demo_command
+from dckd.apps.inference import add_infer_options, add_network_options, network_for_inference, plan_test, run_infer
 from dckd.apps.train_codebook import add_train_codebook_arguments, run_train_codebook_command
 from dckd.config import dump_yaml, read_config
-from dckd.data import list_images, read_image, write_image
-from dckd.data.transforms import to_tensor
+from dckd.config.loading import read_yaml
+from dckd.config.published import is_published_test_options
+from dckd.config.reading import read_test_options
 from dckd.data.validate import validate_dataset
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
-from dckd.engine.setup import build_dataset, network_from_weights
+from dckd.engine.setup import build_dataset, build_network
 from dckd.engine.teacher_cache import build_cache
 from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import selfcheck
 from dckd.eval.model_table import model_table
 from dckd.eval.report import dataset_from_folder, write_results
-from dckd.eval.restoration import evaluate_dataset, evaluation_protocol, restore
-from dckd.models.backbones.nafnet import NAFNet, to_local
+from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
+
+OPTIONS_SUFFIXES = (".yml", ".yaml")
+"""``dckd test FILE`` with one of these suffixes reads a BasicSR test options file."""
 
 
 def _add_train(commands) -> None:
@@ -50,15 +55,18 @@ def _add_train(commands) -> None:
 
 def _add_test(commands) -> None:
     parser = commands.add_parser("test", help="evaluate weights on benchmark folders (PSNR/SSIM table)")
-    parser.add_argument("weights", help="weights file (dckd weights.pth, an official .pth, .safetensors)")
+    parser.add_argument(
+        "weights",
+        help="weights file (dckd weights.pth, an official .pth, .safetensors), or a BasicSR test options file "
+        "(.yml, e.g. the published test_SwinIR.yml: network, weights and test sets from the file)",
+    )
     parser.add_argument(
         "datasets",
-        nargs="+",
+        nargs="*",
         help="dataset folders (Set5 layout HR/ + LR_bicubic/X4, or input/ + "
         "target/), or 'bundled' for the photographs shipped with dckd",
     )
-    _add_network_options(parser)
-    parser.add_argument("--scale", type=int, default=None, help="SR scale (default: the network's)")
+    add_network_options(parser)
     parser.add_argument("--task", choices=("sr", "deblur", "derain"), default="sr")
     parser.add_argument(
         "--y-channel",
@@ -73,28 +81,17 @@ def _add_test(commands) -> None:
 
 
 def _add_infer(commands) -> None:
-    parser = commands.add_parser("infer", help="restore a folder of images")
+    parser = commands.add_parser(
+        "infer",
+        help="restore a folder of images",
+        description="Restore every image of INPUT_DIR into OUTPUT_DIR/<name>.png. Existing files are kept unless "
+        "--overwrite; an image that cannot be read is listed at the end (exit status 1), the others are written.",
+    )
     parser.add_argument("weights")
     parser.add_argument("input_dir")
     parser.add_argument("output_dir")
-    _add_network_options(parser)
-
-
-def _add_network_options(parser) -> None:
-    parser.add_argument("--preset", help="architecture of an official checkpoint (see `dckd models`)")
-    parser.add_argument("--checkpoint-key", help="entry of a wrapped checkpoint (default: params_ema, params, ...)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32")
-    parser.add_argument("--tile", type=int, default=0, help="restore in tiles of this input size (0: whole images)")
-    parser.add_argument("--tile-overlap", type=int, default=32)
-    parser.add_argument("--self-ensemble", action="store_true", help="x8 self-ensemble")
-    parser.add_argument(
-        "--tlc",
-        type=int,
-        default=0,
-        metavar="TRAIN_SIZE",
-        help="NAFNet: test-time local converter for this training crop size (e.g. 256)",
-    )
+    add_network_options(parser)
+    add_infer_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_train(arguments) -> int:
-    config = read_config(arguments.config, arguments.overrides)
+    config = read_config(arguments.config, arguments.overrides, check_files=not arguments.dry_run)
     if arguments.dry_run:
         print(dump_yaml(config), end="")
         return 0
@@ -129,27 +126,21 @@ def _command_train(arguments) -> int:
     return 0
 
 
-def _network_for_inference(arguments):
-    device = resolve_device(arguments.device)
-    network = network_from_weights(arguments.weights, preset=arguments.preset, key=arguments.checkpoint_key)
-    if arguments.tlc:
-        if not isinstance(network, NAFNet):
-            raise DckdError(f"--tlc is for NAFNet networks; {arguments.weights} holds a {type(network).__name__}")
-        size = arguments.tlc
-        network = to_local(network, train_size=(1, 3, size, size))
-    return network.to(device).eval(), device
-
-
 def _command_test(arguments) -> int:
-    network, device = _network_for_inference(arguments)
-    scale = arguments.scale or int(getattr(network, "scale", 1))
+    if Path(arguments.weights).suffix.lower() in OPTIONS_SUFFIXES:
+        return _command_test_options(arguments)
+    if not arguments.datasets:
+        raise DckdError("dckd test WEIGHTS DATASET...: give at least one dataset folder (or 'bundled')")
+    loaded, device = network_for_inference(arguments)
+    scale = loaded.scale
     y_choice = {"auto": None, "yes": True, "no": False}[arguments.y_channel]
     y_channel, crop_border = evaluation_protocol(arguments.task, scale, y_choice, arguments.crop_border)
+    datasets = [dataset_from_folder(folder, scale, arguments.task, arguments.alpha) for folder in arguments.datasets]
+    plan = plan_test(arguments, datasets)
     rows = []
-    for folder in arguments.datasets:
-        dataset = dataset_from_folder(folder, scale, arguments.task)
+    for dataset in datasets:
         result = evaluate_dataset(
-            network,
+            loaded.network,
             dataset,
             scale,
             device,
@@ -162,23 +153,61 @@ def _command_test(arguments) -> int:
             keep_outputs=bool(arguments.save_images),
         )
         rows.append((dataset.name, result))
-    write_results(rows, arguments, y_channel, crop_border, scale)
+    write_results(rows, arguments, y_channel, crop_border, scale, plan)
     return 0
 
 
-def _command_infer(arguments) -> int:
-    network, device = _network_for_inference(arguments)
-    scale = int(getattr(network, "scale", 1))
-    output_dir = Path(arguments.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    images = list_images(arguments.input_dir)
-    for number, path in enumerate(images, start=1):
-        lq = to_tensor(read_image(path)).unsqueeze(0).to(device)
-        restored = restore(
-            network, lq, scale, arguments.tile, arguments.tile_overlap, arguments.self_ensemble, arguments.precision
-        )[0].cpu()
-        write_image(output_dir / (path.stem + ".png"), restored)
-        print(f"[{number}/{len(images)}] {path.name} -> {output_dir / (path.stem + '.png')}", file=sys.stderr)
+def _command_test_options(arguments) -> int:
+    """``dckd test OPTIONS.yml``: a BasicSR test file names the network, its weights, the sets and the metrics."""
+    if not is_published_test_options(read_yaml(arguments.weights)):
+        raise DckdError(
+            f"{arguments.weights}: unsupported extension for a weights file (.pth, .pt, .ckpt, .safetensors, .bin), "
+            "and it is not a BasicSR test options file (train with `dckd train` a config or a training options file)"
+        )
+    given = [
+        flag
+        for flag, value in (
+            ("datasets", arguments.datasets),
+            ("--preset", arguments.preset),
+            ("--backbone", arguments.backbone),
+            ("--options", arguments.options),
+            ("--checkpoint-key", arguments.checkpoint_key),
+            ("--scale", arguments.scale),
+            ("--crop-border", arguments.crop_border),
+            ("--y-channel", arguments.y_channel != "auto"),
+        )
+        if value
+    ]
+    if given:
+        raise DckdError(
+            f"{arguments.weights} names the network, weights, test sets and metrics; drop {', '.join(given)}"
+        )
+    options = read_test_options(arguments.weights)
+    device = resolve_device(arguments.device)
+    network = build_network(options.network, f"network of {arguments.weights}").to(device).eval()
+    if int(getattr(network, "scale", options.scale)) != options.scale:
+        raise DckdError(f"{arguments.weights}: scale {options.scale} but network_g upscales by {network.scale}")
+    y_channel, crop_border = evaluation_protocol(options.task, options.scale, options.y_channel, options.crop_border)
+    datasets = [build_dataset(spec, options.scale, None, False) for spec in options.datasets]
+    plan = plan_test(arguments, datasets)
+    rows = []
+    for dataset in datasets:
+        result = evaluate_dataset(
+            network,
+            dataset,
+            options.scale,
+            device,
+            y_channel,
+            crop_border,
+            arguments.tile,
+            arguments.tile_overlap,
+            arguments.self_ensemble,
+            arguments.precision,
+            keep_outputs=bool(arguments.save_images),
+        )
+        rows.append((dataset.name, result))
+    write_results(rows, arguments, y_channel, crop_border, options.scale, plan)
+    return 0
     return 0
 
 
@@ -198,7 +227,7 @@ def _command_check_data(arguments) -> int:
     ]
     problems = 0
     for spec, patch, augment in specs:
-        dataset = build_dataset(spec, config.data.scale, patch, augment)
+        dataset = build_dataset(spec, config.data.scale, patch, augment, alpha=config.data.alpha)
         report = validate_dataset(dataset, workers=max(config.data.num_workers, 2))
         print(report.summary())
         problems += len(report.problems)
@@ -209,7 +238,9 @@ def _command_cache_teacher(arguments) -> int:
     config = read_config(arguments.config, arguments.overrides)
     if config.teacher is None or config.data.train is None:
         raise DckdError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
-    dataset = build_dataset(config.data.train, config.data.scale, None, False, config.train.seed)
+    dataset = build_dataset(
+        config.data.train, config.data.scale, None, False, config.train.seed, alpha=config.data.alpha
+    )
     directory = build_cache(
         config, dataset, resolve_device(config.train.device), say=lambda text: print(text, file=sys.stderr)
     )
@@ -220,7 +251,7 @@ def _command_cache_teacher(arguments) -> int:
 COMMANDS = {
     "train": _command_train,
     "test": _command_test,
-    "infer": _command_infer,
+    "infer": run_infer,
     "models": _command_models,
     "selfcheck": lambda arguments: selfcheck.main(arguments.directories),
     "demo": run_demo_command,

@@ -76,7 +76,7 @@ class DatasetConfig:
     """Folder layout. ``benchmark``: ``root/HR`` + ``root/LR_bicubic/X{scale}/*x{scale}.png`` (LR made by
     MATLAB bicubic when absent). ``paired``: ``gt_dir`` + ``lq_dir`` matched by ``filename_template``.
     ``hr_only``: ``gt_dir`` only, LR made by MATLAB bicubic. ``bundled``: the photographs shipped with
-    dckd (``split`` train or test). ``gopro``: GoPro ``root/{split}/<sequence>/blur|sharp`` or
+    dckd (``split`` train, val or test). ``gopro``: GoPro ``root/{split}/<sequence>/blur|sharp`` or
     ``root/{split}/input|target``. ``input_target``: Rain13K / Test100 / Rain100H/L / Test2800 / Test1200
     (``root/input`` + ``root/target``). ``synthetic``: clean images in ``gt_dir`` degraded on the fly by
     ``synthetic_task`` (a stand-in for GoPro / Rain13K). ``python``: a dataset object given to ``dckd.distill``
@@ -91,8 +91,12 @@ class DatasetConfig:
     """Degraded-input (LR / blurred / rainy) folder for ``paired``."""
     filename_template: str = "{}"
     """Maps a GT file stem to its LQ stem (BasicSR convention), e.g. ``{}x4`` for DIV2K's ``0001x4.png``."""
-    split: Literal["train", "test"] = "train"
-    """Which split of a ``bundled`` or ``gopro`` layout."""
+    meta_info_file: str | None = None
+    """``paired`` only: a BasicSR meta-info list; only the GT files it names (first word of each line) are used,
+    each with the LQ file ``filename_template.format(stem)`` + the GT's extension; the folders are not scanned."""
+    split: Literal["train", "val", "test"] = "train"
+    """Which split of a ``bundled`` layout (``train``, ``val``: for choosing settings and validation during
+    training, ``test``) or a ``gopro`` one (``train`` or ``test``)."""
     synthetic_task: Literal["deblur", "derain"] = "deblur"
     """Degradation made on the fly for ``synthetic`` datasets."""
     cache_images: bool = False
@@ -111,7 +115,15 @@ class DatasetConfig:
         }[self.kind]
         for option in needs:
             _require(getattr(self, option), f"kind: a dataset of kind {self.kind!r} needs the option {option!r}")
+        _require(
+            self.kind != "gopro" or self.split in ("train", "test"),
+            f"split: GoPro has the splits 'train' and 'test', not {self.split!r}",
+        )
         _require("{}" in self.filename_template, f"filename_template {self.filename_template!r} must contain '{{}}'")
+        _require(
+            self.meta_info_file is None or self.kind == "paired",
+            f"meta_info_file: only datasets of kind 'paired' read a meta-info list (this one is {self.kind!r})",
+        )
 
 
 @dataclass
@@ -148,6 +160,10 @@ class DataConfig:
     """Decode and check every training and validation file once before training starts."""
     skip_bad_files: bool = False
     """Exclude files that fail the check (listed in the log) instead of stopping."""
+    alpha: Literal["error", "drop"] = "error"
+    """Images with transparent pixels: ``error`` (the colour under a transparent pixel is arbitrary and would be
+    learned as content) or ``drop`` (ignore the alpha channel, keep the stored colours). Fully opaque alpha is
+    always dropped."""
 
     def __post_init__(self) -> None:
         _require(self.scale >= 1, f"scale must be >= 1, got {self.scale}")
@@ -432,8 +448,12 @@ def _config_from_dict(data: dict, overrides: list[str] | None, source: str) -> C
         if name == selected or name not in data:
             continue
         section = data.pop(name)
-        defaults = to_dict(method_class.Options())
-        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) == defaults):
+        # The defaults of this version, and those of earlier versions whose config.yaml listed the section.
+        defaults = [to_dict(method_class.Options())] + [
+            to_dict(from_dict(method_class.Options, earlier, name))
+            for earlier in getattr(method_class.Options, "earlier_defaults", ())
+        ]
+        if not (isinstance(section, dict) and to_dict(from_dict(method_class.Options, section, name)) in defaults):
             raise ConfigError(
                 f"{source}: section {name!r} is set but method is {selected!r}; remove it or set method: {name}"
             )

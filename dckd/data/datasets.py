@@ -42,6 +42,7 @@ from dckd.data.folders import (
     Pair,
     PairMatch,
     benchmark_layout,
+    find_listed_pairs,
     find_pairs,
     gopro_layout,
     input_target_layout,
@@ -119,6 +120,11 @@ class RestorationDataset(Dataset):
         # converting a whole 2K image per sample would cost more than decoding it.
         lq, gt = self.load_pixels(index)
         extra = None if self.teacher_outputs is None else self.teacher_outputs.load(self.gt_paths[index])
+        if extra is not None and (extra.ndim != 3 or not np.issubdtype(extra.dtype, np.floating)):
+            raise DatasetError(
+                f"teacher-output cache entry for '{self.gt_paths[index]}' holds {extra.dtype} values of shape "
+                f"{tuple(extra.shape)}, not a float (C, H, W) image: the cache was not written by dckd; delete it"
+            )
         if extra is not None and tuple(extra.shape[-2:]) != tuple(gt.shape[-2:]):
             raise DatasetError(
                 f"teacher-output cache for '{self.gt_paths[index]}' is {tuple(extra.shape[-2:])}, "
@@ -334,14 +340,19 @@ def paired_folders(
     scale: int,
     filename_template: str = "{}",
     missing_pairs: str = "error",
+    meta_info_file: str | os.PathLike | None = None,
     **options,
 ) -> PairedDataset:
-    """GT and LQ folders matched by name (``'{}x4'`` pairs ``0001.png`` with ``0001x4.png``).
+    """GT and LQ folders matched by name (``'{}x4'`` pairs ``0001.png`` with ``0001x4.png``); with
+    ``meta_info_file`` (BasicSR) only the GT files it lists, without scanning the folders.
 
     ``missing_pairs="report"`` keeps going when a file has no partner and leaves it to validation to
     report (or skip); ``"error"`` raises at once. ``options`` go to ``PairedDataset``.
     """
-    match = find_pairs(gt_dir, lq_dir, filename_template)
+    if meta_info_file is not None:
+        match = find_listed_pairs(gt_dir, lq_dir, meta_info_file, filename_template)
+    else:
+        match = find_pairs(gt_dir, lq_dir, filename_template)
     options.setdefault("name", Path(gt_dir).name)
     return _from_match(match, scale, missing_pairs, options)
 

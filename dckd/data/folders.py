@@ -131,6 +131,70 @@ def find_pairs(gt_dir: str | os.PathLike, lq_dir: str | os.PathLike, filename_te
     return PairMatch(pairs, gt_without_lq, lq_without_gt, Path(gt_dir), Path(lq_dir), filename_template)
 
 
+def read_meta_info(path: str | os.PathLike) -> list[str]:
+    """The GT file names a BasicSR meta-info file lists: the first word of every non-blank line
+    (``0001_s001.png (480,480,3)`` -> ``0001_s001.png``). A name may hold sub-folders but cannot leave the GT
+    folder (no absolute path, no ``..``).
+
+    Raises:
+        DatasetError: the file is missing or unreadable, lists nothing, or a name leaves the folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"meta-info file '{path}' does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"meta-info file '{path}' cannot be read as text: {error}") from None
+    names = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        name = line.strip().split()[0]
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or "\\" in name:
+            raise DatasetError(
+                f"meta-info file '{path}', line {number}: {name!r} is not a file name inside the GT folder"
+            )
+        names.append(name)
+    if not names:
+        raise DatasetError(f"meta-info file '{path}' lists no file")
+    return names
+
+
+def find_listed_pairs(
+    gt_dir: str | os.PathLike,
+    lq_dir: str | os.PathLike,
+    meta_info_file: str | os.PathLike,
+    filename_template: str = "{}",
+) -> PairMatch:
+    """The pairs of the GT files a meta-info file lists, as BasicSR reads them: no folder is scanned (other
+    files in the folders are never read); the LQ file of ``gt_dir/<name>`` is
+    ``lq_dir/<filename_template.format(stem)><the GT's extension>``.
+
+    Raises:
+        DatasetError: the list is unreadable, or listed GT files do not exist (up to ten named).
+    """
+    if "{}" not in filename_template:
+        raise ValueError(f"filename_template must contain '{{}}' (e.g. '{{}}x4'), got {filename_template!r}")
+    gt_dir, lq_dir = Path(gt_dir), Path(lq_dir)
+    names = read_meta_info(meta_info_file)
+    missing = [name for name in names if not (gt_dir / name).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} GT image(s) listed in '{meta_info_file}' do not exist in '{gt_dir}': {_name_list(missing)}"
+        )
+    pairs, gt_without_lq = [], []
+    for name in names:
+        gt_path = gt_dir / name
+        lq_path = lq_dir / f"{filename_template.format(gt_path.stem)}{gt_path.suffix}"
+        if lq_path.is_file():
+            pairs.append((gt_path, lq_path))
+        else:
+            gt_without_lq.append(gt_path)
+    return PairMatch(pairs, gt_without_lq, [], gt_dir, lq_dir, filename_template)
+
+
 def match_pairs(gt_dir: str | os.PathLike, lq_dir: str | os.PathLike, filename_template: str = "{}") -> list[Pair]:
     """``find_pairs``, requiring that every file on both sides has its partner.
 

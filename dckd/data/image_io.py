@@ -17,6 +17,9 @@ decided here and nowhere else:
   orientation tag (rotating one of them would silently misalign the pair).
 - Multi-frame files (animated WebP, multi-page TIFF) give their first frame.
 
+Writing (``write_image``, ``image_encoder``): 8-bit PNG/JPEG/... of RGB or grayscale images, or 16-bit PNG
+(RGB or grayscale, encoded here); always atomically, and without replacing an existing file when asked.
+
 Every failure (missing, empty, truncated, not an image, unsupported mode, too large) raises
 ``ImageReadError`` whose message names the file and the reason. Pillow's decompression-bomb guard is
 replaced by the explicit ``max_pixels`` argument (see ``DEFAULT_MAX_PIXELS``).
@@ -30,9 +33,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from dckd.errors import DatasetError, ImageReadError
+from dckd.files.weights import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -47,9 +51,11 @@ __all__ = [
     "DecodedImage",
     "ImageReadError",
     "decode_image",
+    "image_encoder",
     "read_image",
     "read_image_uint8",
     "to_uint8",
+    "to_uint16",
     "write_image",
 ]
 
@@ -78,6 +84,8 @@ class DecodedImage:
     """How the file stored the pixels (Pillow's mode, or e.g. ``RGB;16`` for 16-bit colour)."""
     conversion: str | None
     """What was done to reach RGB (``"grayscale replicated"``, ``"opaque alpha dropped"``, ...), or None."""
+    grayscale: bool = False
+    """The file stored one colour channel (gray, with or without alpha), replicated to the three here."""
 
 
 def decode_image(path: str | os.PathLike, alpha: str = "error", max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -156,33 +164,82 @@ def read_image_uint8(path: str | os.PathLike, alpha: str = "error", max_pixels: 
     return np.floor(decoded.pixels.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> None:
-    """Write an 8-bit image atomically (a temporary file in the same folder, then ``os.replace``).
+def write_image(
+    path: str | os.PathLike, image: np.ndarray | torch.Tensor, bit_depth: int = 8, overwrite: bool = True
+) -> None:
+    """Write an image atomically (a temporary file in the same folder, fsync, then a rename).
 
     Args:
         path: the destination; the format follows the extension (normally ``.png``). Missing parent
             folders are created.
-        image: ``(H, W, 3)`` / ``(H, W)`` float in [0, 1] or uint8, or a ``(3, H, W)`` / ``(1, 3, H, W)``
-            tensor in [0, 1]. Floats are clamped to [0, 1], multiplied by 255 and rounded (half to even),
-            as BasicSR's ``tensor2img`` does, so saved outputs give the same PSNR as the literature's.
+        image: ``(H, W, 3)`` / ``(H, W, 1)`` / ``(H, W)`` float in [0, 1] or uint8, or a ``(C, H, W)`` /
+            ``(1, C, H, W)`` tensor in [0, 1], C 3 (RGB) or 1 (grayscale). For 8 bits, floats are clamped to
+            [0, 1], multiplied by 255 and rounded (half to even), as BasicSR's ``tensor2img`` does, so saved
+            outputs give the same PSNR as the literature's.
+        bit_depth: 8, or 16 (PNG only: values x 65535, rounded; RGB or grayscale, written by this module
+            because Pillow has no 16-bit colour mode).
+        overwrite: False refuses to replace an existing file (``FileExistsError``), also one created while
+            the image was being encoded.
     """
+    atomic_write(path, image_encoder(path, image, bit_depth), overwrite=overwrite)
+
+
+def image_encoder(
+    path: str | os.PathLike, image: np.ndarray | torch.Tensor, bit_depth: int = 8
+) -> Callable[[Path], None]:
+    """A function that writes ``image`` (see ``write_image``) to a given file in the format ``path``'s
+    extension names: what an atomic writer (``dckd.files.outputs.OutputPlan.write``) calls on its temporary
+    file. Conversions and checks happen here, before anything is written."""
     path = Path(path)
-    pixels = to_uint8(image)
-    extension_formats = Image.registered_extensions()
-    image_format = extension_formats.get(path.suffix.lower())
+    image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
         raise ValueError(f"cannot write '{path}': unknown image extension {path.suffix!r} (use .png)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(file, format=image_format)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary_name, path)
-    except BaseException:
-        Path(temporary_name).unlink(missing_ok=True)
-        raise
+    if bit_depth == 16:
+        if image_format != "PNG":
+            raise ValueError(f"cannot write '{path}': 16-bit images are written as PNG (use .png)")
+        encoded = _encode_png16(to_uint16(image))
+        return lambda destination: destination.write_bytes(encoded)
+    if bit_depth != 8:
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    pixels = to_uint8(image)
+
+    def encode(destination: Path) -> None:
+        Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(destination, format=image_format)
+
+    return encode
+
+
+def to_uint16(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A float image in [0, 1] (see ``write_image``) as ``(H, W, C)`` uint16: clamped, x 65535, rounded."""
+    if torch.is_tensor(image):
+        tensor = image.detach().cpu().float()
+        if tensor.dim() == 4:
+            tensor = tensor[0]
+        array = tensor.permute(1, 2, 0).numpy()
+    else:
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if array.dtype == np.uint16:
+            return array
+        if not np.issubdtype(array.dtype, np.floating):
+            raise TypeError(f"expected a float image in [0, 1] or uint16, got dtype {array.dtype}")
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {array.shape}")
+    return np.round(np.clip(array.astype(np.float64), 0, 1) * 65535.0).astype(np.uint16)
+
+
+def _encode_png16(pixels: np.ndarray) -> bytes:
+    """A 16-bit grayscale (C = 1) or RGB (C = 3) PNG of ``(H, W, C)`` uint16 pixels (PNG spec: filter 0 rows)."""
+    height, width, channels = pixels.shape
+    rows = np.ascontiguousarray(pixels.astype(">u2")).reshape(height, width * channels).view(np.uint8)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 0 if channels == 1 else 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def to_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -275,7 +332,9 @@ def _finish(path: Path, pixels: np.ndarray, bit_depth: int, source_mode: str, al
         conversions.append(f"{source_mode} converted to RGB")
     if bit_depth == 16:
         conversions.append("16-bit")
-    return DecodedImage(np.ascontiguousarray(pixels), bit_depth, source_mode, ", ".join(conversions) or None)
+    return DecodedImage(
+        np.ascontiguousarray(pixels), bit_depth, source_mode, ", ".join(conversions) or None, grayscale=channels == 1
+    )
 
 
 def _first_tile_rawmode(image: Image.Image) -> str:

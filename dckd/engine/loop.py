@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dckd.config.loading import dump_yaml
+from dckd.config.paths import absolute_paths
 from dckd.config.schema import Config
 from dckd.data.sampler import TrainBatchSampler, seed_for
 from dckd.data.validate import check_dataset
@@ -170,6 +171,9 @@ def train(
     replace what the config would build: the Python API (``dckd.distill``) passes the user's objects. The
     caller's global random state is left as it was.
     """
+    # Relative path options are read from the working directory; the run records them absolute (config.yaml,
+    # checkpoints), so that `dckd train RUN/config.yaml` reruns from any folder.
+    config = absolute_paths(config)
     context = distributed.initialise(config.train.device)
     devices = [context.device] if context.device.type == "cuda" else []
     lock = RunFolderLock(config.run_dir)
@@ -211,12 +215,19 @@ def _train(
         if config.data.train is None:
             raise DatasetError("data.train is not set: nothing to train on")
         train_set = build_dataset(
-            config.data.train, scale, config.data.lq_patch_size, config.data.augment, options.seed, missing_pairs
+            config.data.train,
+            scale,
+            config.data.lq_patch_size,
+            config.data.augment,
+            options.seed,
+            missing_pairs,
+            alpha=config.data.alpha,
         )
     validation_sets = datasets.get("validation")
     if validation_sets is None:
         validation_sets = [
-            build_dataset(spec, scale, None, False, missing_pairs=missing_pairs) for spec in config.data.validation
+            build_dataset(spec, scale, None, False, missing_pairs=missing_pairs, alpha=config.data.alpha)
+            for spec in config.data.validation
         ]
     if config.data.check_files and "train" not in datasets:
         if context.is_main:
@@ -373,7 +384,7 @@ def _train(
             "rng": distributed.gather_objects(rng, context),
             "world_size": context.world_size,
             "nonfinite_streak": nonfinite_streak,
-            "network": network_record(config.student),
+            "network": network_record(config.student, config.data.scale),
             "identity": identity,
             "config": dump_yaml(config),
         }
@@ -577,7 +588,7 @@ def _train(
                 run_dir / "weights.pth",
                 unwrap(student).state_dict(),
                 ema.state_dict() if ema is not None else None,
-                network_record(config.student),
+                network_record(config.student, config.data.scale),
             )
         except OSError as error:
             raise write_error(error, run_dir / "weights.pth") from None

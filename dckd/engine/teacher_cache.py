@@ -30,6 +30,7 @@ from dckd.config.schema import Config
 from dckd.engine.setup import build_network, network_record
 from dckd.errors import ConfigError, DatasetError
 from dckd.eval.restoration import restore
+from dckd.files.paths import resolve_path
 from dckd.files.weights import atomic_write, file_sha256
 from dckd.models.averaging import freeze
 
@@ -116,7 +117,7 @@ def cache_directory(config: Config, dataset) -> tuple[Path, dict]:
         config.train.precision,
         config.evaluation.tile_size,
     )
-    return Path(config.teacher_cache.directory) / key, description
+    return resolve_path(config.teacher_cache.directory) / key, description
 
 
 def build_cache(config: Config, dataset, device: torch.device, say=print) -> Path:

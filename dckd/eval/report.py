@@ -8,37 +8,40 @@ import math
 from pathlib import Path
 
 from dckd import data
-from dckd.data import write_image
 from dckd.data.bundled import bundled_dataset
-from dckd.files.weights import atomic_write
+from dckd.data.image_io import image_encoder
+from dckd.files.outputs import OutputPlan
 
 
-def dataset_from_folder(folder: str, scale: int, task: str):
+def dataset_from_folder(folder: str, scale: int, task: str, alpha: str = "error"):
     """A whole-image evaluation dataset from a folder in one of the official layouts.
 
-    ``bundled`` / ``bundled:test`` / ``bundled:train``: the photographs shipped with dckd. A folder with
+    ``bundled`` / ``bundled:test`` / ``bundled:val`` / ``bundled:train``: the photographs shipped with dckd. A folder with
     ``HR/``: the SR benchmark layout (Set5 ...). A folder with ``input/`` and ``target/``: deraining sets,
-    flattened GoPro. A folder with ``test/`` holding GoPro sequences: GoPro test.
+    flattened GoPro. A folder with ``test/`` holding GoPro sequences: GoPro test. ``alpha``: the policy for
+    transparent pixels (``error`` or ``drop``).
     """
+    options = dict(lq_patch_size=None, augment=False, alpha=alpha)
     if folder.startswith("bundled"):
         split = folder.split(":", 1)[1] if ":" in folder else "test"
-        return bundled_dataset(split, scale, lq_patch_size=None, augment=False)
+        return bundled_dataset(split, scale, **options)
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
     if (root / "HR").is_dir():
-        return data.sr_benchmark(root, scale, lq_patch_size=None, augment=False)
+        return data.sr_benchmark(root, scale, **options)
     if (root / "input").is_dir() and (root / "target").is_dir():
-        return data.input_target(root, lq_patch_size=None, augment=False)
+        return data.input_target(root, **options)
     if (root / "test").is_dir() and task == "deblur":
-        return data.gopro(root, "test", lq_patch_size=None, augment=False)
+        return data.gopro(root, "test", **options)
     raise FileNotFoundError(
         f"{root}: not a known layout; expected HR/ (+ LR_bicubic/X{scale}/), input/ + target/, or GoPro's test/"
     )
 
 
-def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int) -> None:
-    """Print a table per dataset and the summary; write JSON / CSV / images when asked."""
+def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int, plan: OutputPlan) -> None:
+    """Print a table per dataset and the summary; write JSON / CSV / images when asked, to the paths ``plan``
+    checked before the evaluation (``dckd.apps.inference.plan_test``)."""
     protocol = f"{'Y' if y_channel else 'RGB'}, crop_border {crop_border}, scale {scale}"
     summary = {}
     for name, result in rows:
@@ -58,7 +61,8 @@ def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int
         if arguments.save_images:
             folder = Path(arguments.save_images) / name
             for score, image in zip(result["images"], result["outputs"]):
-                write_image(folder / f"{Path(score.name).stem}.png", image)
+                path = folder / f"{score.name}.png"
+                plan.write(path, image_encoder(path, image))
     print("\n" + " | ".join(f"{name} {value['psnr']:.2f}/{value['ssim']:.4f}" for name, value in summary.items()))
     document = {
         "weights": arguments.weights,
@@ -72,7 +76,7 @@ def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int
         "datasets": summary,
     }
     if arguments.json:
-        atomic_write(arguments.json, lambda path: path.write_text(json.dumps(document, indent=2)))
+        plan.write(Path(arguments.json), lambda path: path.write_text(json.dumps(document, indent=2)))
     if arguments.csv:
 
         def write_csv(path: Path) -> None:
@@ -84,4 +88,4 @@ def write_results(rows, arguments, y_channel: bool, crop_border: int, scale: int
                         writer.writerow([name, image["name"], image["psnr"], image["ssim"]])
                     writer.writerow([name, "mean", value["psnr"], value["ssim"]])
 
-        atomic_write(arguments.csv, write_csv)
+        plan.write(Path(arguments.csv), write_csv)

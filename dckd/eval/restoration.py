@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dckd.errors import NetworkOutputError
 from dckd.eval.metrics import psnr, ssim, tensor_to_uint8
 from dckd.models.padding import pad_to_multiple
 
@@ -26,14 +28,37 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def check_output_size(output: Any, x: Tensor, scale: int) -> None:
+    """Raise ``NetworkOutputError`` unless ``output`` is an ``(N, C, scale*H, scale*W)`` tensor for ``x``
+    ``(N, C_in, H, W)``: a network of another scale is an error, never a silently cropped result."""
+    if not isinstance(output, Tensor):
+        raise NetworkOutputError(f"the network returned a {type(output).__name__}, expected an image tensor")
+    height, width = x.shape[-2:]
+    if output.dim() != 4 or output.shape[0] != x.shape[0] or output.shape[1] not in (1, 3, x.shape[1]):
+        raise NetworkOutputError(
+            f"the network's output has shape {tuple(output.shape)} for an input of shape {tuple(x.shape)}; "
+            "expected (N, C, H, W) images"
+        )
+    if tuple(output.shape[-2:]) != (height * scale, width * scale):
+        found = output.shape[-2] / height, output.shape[-1] / width
+        raise NetworkOutputError(
+            f"the network's output is {output.shape[-2]}x{output.shape[-1]} for an input of {height}x{width} "
+            f"(x{found[0]:g} by x{found[1]:g}), expected {height * scale}x{width * scale} (scale {scale}); "
+            "the scale given (--scale, or the one recorded with the weights) does not match the network"
+        )
+
+
 def _forward_padded(network: nn.Module, x: Tensor, scale: int) -> Tensor:
-    """Run ``network`` on ``x`` padded to its ``size_multiple`` (reflect), crop the output back.
+    """Run ``network`` on ``x`` padded to its ``size_multiple`` (reflect), crop the padding off the output.
 
     dckd's backbones pad themselves; this keeps user networks that only declare ``size_multiple`` working.
+    The output must be exactly ``scale`` times the (padded) input (``check_output_size``).
     """
     height, width = x.shape[-2:]
     multiple = int(getattr(network, "size_multiple", 1))
-    output = network(pad_to_multiple(x, multiple) if multiple > 1 else x)
+    padded = pad_to_multiple(x, multiple) if multiple > 1 else x
+    output = network(padded)
+    check_output_size(output, padded, scale)
     return output[..., : height * scale, : width * scale]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ from safetensors.torch import load_file
 
 from dckd.data.imresize import imresize
 from dckd.eval.metrics import psnr, ssim
+from dckd.files.weights import check_state_dict_fits
 from dckd.losses.codebook import codebook_cross_entropy
 from dckd.losses.contrastive import contrastive_ratio_loss
+from dckd.models import sizes
 from dckd.models.backbones import BACKBONES
 from dckd.models.vqgan import VQGANEncoder
 
@@ -47,8 +50,13 @@ class CaseResult:
 
 
 def _load_tensors(directory: Path, case: dict) -> dict[str, torch.Tensor]:
-
-    path = directory / case["file"]
+    """The case's safetensors file, which must lie inside ``directory`` (an index names no other path)."""
+    name = case.get("file")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"the case names no file (got {name!r})")
+    path = directory / name
+    if not Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(directory))):
+        raise ValueError(f"the case's file {name!r} lies outside the reference directory {directory}; refused")
     if not path.is_file():
         raise FileNotFoundError(f"reference file {path} named by {directory / 'index.json'} does not exist")
     return load_file(str(path))
@@ -68,7 +76,13 @@ def _scaled_error(output: torch.Tensor, reference: torch.Tensor) -> tuple[float,
 
 def check_network(directory: Path, name: str, case: dict) -> CaseResult:
     tensors = _load_tensors(directory, case)
-    network = BACKBONES[case["kind"]](**case["config"])
+    network_class, config = BACKBONES[case["kind"]], case["config"]
+    if not isinstance(config, dict):
+        raise ValueError(f"config is a {type(config).__name__}, expected a mapping of constructor arguments")
+    # Sizes from the index are checked, and compared with the file's weights, before the network is allocated.
+    skeleton = sizes.meta_network(lambda: network_class(**config), f"case {name!r}")
+    check_state_dict_fits(skeleton.state_dict(), _weights(tensors), f"case {name!r}", network_class.__name__)
+    network = network_class(**config)
     network.load_state_dict(_weights(tensors), strict=True)
     network.eval()
     with torch.no_grad():
@@ -81,7 +95,10 @@ def check_vqgan(directory: Path, name: str, case: dict) -> CaseResult:
 
     tensors = _load_tensors(directory, case)
     config = case["config"]
-    encoder = VQGANEncoder(embed_dim=config["embed_dim"], n_embed=config["n_embed"], ddconfig=config["ddconfig"])
+    arguments = dict(embed_dim=config["embed_dim"], n_embed=config["n_embed"], ddconfig=config["ddconfig"])
+    skeleton = sizes.meta_network(lambda: VQGANEncoder(**arguments), f"case {name!r}")
+    check_state_dict_fits(skeleton.state_dict(), _weights(tensors), f"case {name!r}", "VQGANEncoder")
+    encoder = VQGANEncoder(**arguments)
     encoder.load_state_dict(_weights(tensors), strict=True)
     encoder.eval()
     with torch.no_grad():

@@ -189,8 +189,12 @@ def safe_torch_load(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         first_error = error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file: {error}") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # torch.load raises assorted types on damaged files (RuntimeError, KeyError, ...)
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a PyTorch file ({type(error).__name__}: {error})"
+        ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
     except UnsafePickleError as error:

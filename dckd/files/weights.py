@@ -13,8 +13,10 @@ unexpected and wrongly shaped keys; there is no partial loading.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,22 +35,55 @@ SUPPORTED_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 
 
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a checkpoint file without executing any pickled code (``dckd:...`` names a shipped file)."""
+    """Read a checkpoint file without executing any pickled code (``dckd:...`` names a shipped file).
+
+    Anything that is not a readable checkpoint file (a folder, a FIFO or device, a symlink loop, an empty
+    file, text or an image with a ``.pth`` name, a truncated file) is a ``CheckpointError`` naming the path.
+    """
     path = resolve_path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    check_regular_file(path, "checkpoint")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise CheckpointError(
             f"checkpoint {path}: unsupported extension; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     if path.suffix.lower() == ".safetensors":
         try:
             return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as error:
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({error.strerror or error})") from None
+    # torch.save writes a zip archive ("PK\x03\x04"); the legacy format and plain pickles (protocol >= 2)
+    # start with the PROTO opcode 0x80.
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch checkpoint (it starts with {head!r}, not a zip archive or a "
+            "pickle); give a file written by torch.save or a .safetensors file"
+        )
     return safe_torch_load(path)
+
+
+def check_regular_file(path: Path, role: str) -> None:
+    """Raise ``CheckpointError`` unless ``path`` is an existing, readable, non-empty regular file."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise CheckpointError(f"{role} {path} is a symbolic link to a missing file") from None
+        raise CheckpointError(f"{role} {path} does not exist") from None
+    except OSError as error:  # ELOOP (a symlink loop), EACCES on a parent folder, ENAMETOOLONG ...
+        raise CheckpointError(f"{role} {path} cannot be opened ({error.strerror or error})") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise CheckpointError(f"{role} {path} is a folder, not a file; give the weights file inside it")
+    if not stat.S_ISREG(status.st_mode):
+        raise CheckpointError(f"{role} {path} is not a regular file (a pipe, socket or device)")
+    if status.st_size == 0:
+        raise CheckpointError(f"{role} {path} is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"{role} {path} cannot be read (permission denied)")
 
 
 def extract_state_dict(checkpoint: Any, key: str | None = None, source: str = "checkpoint") -> tuple[dict, str | None]:
@@ -76,6 +111,13 @@ def extract_state_dict(checkpoint: Any, key: str | None = None, source: str = "c
     for name, value in checkpoint.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor")
+        if value.is_meta or value.layout != torch.strided or value.is_quantized:
+            raise CheckpointError(
+                f"{source}: entry {name!r} is a {value.layout} / {'meta' if value.is_meta else value.dtype} tensor; "
+                "weights must be ordinary dense tensors"
+            )
+        if not isinstance(name, str):
+            raise CheckpointError(f"{source}: a weight is named {name!r}, not a string")
         while name.startswith("module."):
             name = name[len("module.") :]
         state_dict[name] = value
@@ -91,9 +133,33 @@ def _key_report(title: str, keys: list[str], limit: int = 12) -> str:
     return f"\n  {title} ({len(keys)}): {shown}"
 
 
-def load_state_dict_strict(network: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], description: str) -> None:
-    """Copy ``state_dict`` into ``network``; any missing, unexpected or wrongly shaped key is an error."""
-    expected = network.state_dict()
+def tensor_kind(tensor: torch.Tensor) -> str:
+    """``floating``, ``complex``, ``bool`` or ``integer``: what a value means, whatever its precision."""
+    if tensor.dtype.is_floating_point:
+        return "floating"
+    if tensor.dtype.is_complex:
+        return "complex"
+    return "bool" if tensor.dtype == torch.bool else "integer"
+
+
+def tensor_kind_mismatches(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> list[str]:
+    """``key (found dtype, expected <kind>)`` for every shared key whose values are of another kind: uint8 /
+    int32 / bool tensors where float weights belong would be cast silently by ``load_state_dict``."""
+    return [
+        f"{key} ({found[key].dtype}, expected {tensor_kind(value)} like {value.dtype})"
+        for key, value in expected.items()
+        if key in found and isinstance(found[key], torch.Tensor) and tensor_kind(found[key]) != tensor_kind(value)
+    ]
+
+
+def check_state_dict_fits(
+    expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], description: str, network_name: str
+) -> None:
+    """Raise ``CheckpointError`` listing every missing, unexpected, wrongly shaped or wrongly typed key.
+
+    ``expected`` may be the state_dict of a network built on the meta device (shapes and dtypes only), so a
+    checkpoint is compared with its architecture before any memory is allocated for the network.
+    """
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     wrong_shape = [
@@ -101,15 +167,23 @@ def load_state_dict_strict(network: torch.nn.Module, state_dict: Mapping[str, to
         for key, value in expected.items()
         if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape)
     ]
-    if missing or unexpected or wrong_shape:
-        message = f"{description} does not match the network {type(network).__name__}"
+    wrong_kind = tensor_kind_mismatches(expected, state_dict)
+    if missing or unexpected or wrong_shape or wrong_kind:
+        message = f"{description} does not match the network {network_name}"
         if missing:
             message += _key_report("missing keys", missing)
         if unexpected:
             message += _key_report("unexpected keys", unexpected)
         if wrong_shape:
             message += _key_report("wrong shapes (checkpoint != network)", wrong_shape)
+        if wrong_kind:
+            message += _key_report("wrong value types, never cast silently", wrong_kind)
         raise CheckpointError(message)
+
+
+def load_state_dict_strict(network: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], description: str) -> None:
+    """Copy ``state_dict`` into ``network``; any missing, unexpected, wrongly shaped or typed key is an error."""
+    check_state_dict_fits(network.state_dict(), state_dict, description, type(network).__name__)
     network.load_state_dict(dict(state_dict), strict=True)
 
 
@@ -141,8 +215,13 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+    """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one.
+
+    ``overwrite=False`` publishes with a hard link instead of a rename, which fails with ``FileExistsError``
+    when ``path`` exists (also one created meanwhile): an existing file is never replaced. On a file system
+    without hard links the existence check and the rename are two steps.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -156,11 +235,29 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary_path, 0o666 & ~umask)
-        os.replace(temporary_path, path)
+        if overwrite:
+            os.replace(temporary_path, path)
+        else:
+            _publish_without_replacing(temporary_path, path)
     except BaseException:
         temporary_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def _publish_without_replacing(temporary: Path, path: Path) -> None:
+    try:
+        os.link(temporary, path)  # atomic, and fails when path exists
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(temporary, path)
+        return
+    temporary.unlink()
 
 
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:

@@ -28,11 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dckd.models import sizes
 from dckd.models.padding import pad_to_multiple
 from dckd.models.vqgan import (
     AttnBlock,
     Encoder,
     ResnetBlock,
+    check_codebook_arguments,
     check_ddconfig,
     group_norm,
     latent_rows,
@@ -173,6 +175,8 @@ class VQAutoencoder(nn.Module):
 
     def __init__(self, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any], beta: float = 0.25) -> None:
         super().__init__()
+        check_codebook_arguments(embed_dim, n_embed, ddconfig)
+        sizes.number("beta", beta, minimum=0)
         if ddconfig.get("double_z", False):
             raise ValueError("ddconfig['double_z'] must be false for a VQ model (quant_conv expects z_channels inputs)")
         ddconfig = {**ddconfig, "double_z": False}

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dckd.errors import CheckpointError
-from dckd.files.weights import extract_state_dict, read_checkpoint
+from dckd.files.weights import extract_state_dict, read_checkpoint, tensor_kind_mismatches
+from dckd.models import sizes
 
 # ---------------------------------------------------------------------------------------------------
 # Building blocks (taming-transformers' modules/diffusionmodules/model.py, same parameter names)
@@ -127,18 +128,38 @@ REQUIRED_DDCONFIG_KEYS = (
 
 
 def check_ddconfig(ddconfig: Mapping[str, Any]) -> None:
-    """Raise ValueError naming any unknown or missing ddconfig key (a typo must not be ignored)."""
-    unknown = sorted(set(ddconfig) - DDCONFIG_KEYS)
+    """Raise ValueError naming any unknown, missing or out-of-range ddconfig key (a typo must not be ignored;
+    a size read from a checkpoint's metadata is checked before anything is built, ``dckd.models.sizes``)."""
+    if not isinstance(ddconfig, Mapping):
+        raise ValueError(f"ddconfig={ddconfig!r}: expected a mapping")
+    unknown = sorted(set(ddconfig) - DDCONFIG_KEYS, key=str)
     if unknown:
         raise ValueError(f"unknown ddconfig key(s) {unknown}; expected keys among {sorted(DDCONFIG_KEYS)}")
     missing = [key for key in REQUIRED_DDCONFIG_KEYS if key not in ddconfig]
     if missing:
         raise ValueError(f"ddconfig lacks required key(s) {missing}")
-    if len(ddconfig["ch_mult"]) < 1 or ddconfig["num_res_blocks"] < 1:
-        raise ValueError(
-            f"ddconfig needs len(ch_mult) >= 1 and num_res_blocks >= 1, got ch_mult={ddconfig['ch_mult']}, "
-            f"num_res_blocks={ddconfig['num_res_blocks']}"
-        )
+    channels = sizes.integer("ddconfig.ch", ddconfig["ch"])
+    if channels % 32:
+        raise ValueError(f"ddconfig.ch={channels}: VQGAN blocks use GroupNorm with 32 groups, so a multiple of 32")
+    sizes.integers("ddconfig.ch_mult", ddconfig["ch_mult"])
+    sizes.integer("ddconfig.num_res_blocks", ddconfig["num_res_blocks"])
+    sizes.integers("ddconfig.attn_resolutions", ddconfig["attn_resolutions"], min_length=0)
+    for name in ("in_channels", "resolution", "z_channels"):
+        sizes.integer(f"ddconfig.{name}", ddconfig[name])
+    if "out_ch" in ddconfig:
+        sizes.integer("ddconfig.out_ch", ddconfig["out_ch"])
+    if "dropout" in ddconfig:
+        sizes.number("ddconfig.dropout", ddconfig["dropout"], minimum=0, maximum=0.999)
+    for name in ("double_z", "resamp_with_conv", "give_pre_end"):
+        if name in ddconfig:
+            sizes.flag(f"ddconfig.{name}", ddconfig[name])
+
+
+def check_codebook_arguments(embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any]) -> None:
+    """The arguments of ``VQGANEncoder`` and the codebook autoencoder."""
+    sizes.integer("embed_dim", embed_dim)
+    sizes.integer("n_embed", n_embed)
+    check_ddconfig(ddconfig)
 
 
 class Encoder(nn.Module):
@@ -262,6 +283,7 @@ class VQGANEncoder(nn.Module):
 
     def __init__(self, embed_dim: int, n_embed: int, ddconfig: Mapping[str, Any]) -> None:
         super().__init__()
+        check_codebook_arguments(embed_dim, n_embed, ddconfig)
         if ddconfig.get("double_z", False):
             raise ValueError("ddconfig['double_z'] must be false for a VQ model (quant_conv expects z_channels inputs)")
         ddconfig = {**ddconfig, "double_z": False}  # taming's Encoder defaults to True; VQ configs all say False
@@ -304,28 +326,38 @@ class VQGANEncoder(nn.Module):
 
         Keys under ``decoder.``, ``post_quant_conv.`` and ``loss.`` (decoder, discriminator, LPIPS) are
         skipped; any other key must be one of this module's, and every one of this module's keys must be
-        present with the same shape. Errors name the key, the expected and the found shape.
+        present with the same shape and kind of value (float weights are never cast from integers or bools).
+        Errors name the key, the expected and the found shape.
         """
-
+        check_taming_state_dict(self.state_dict(), state_dict, source)
         expected = self.state_dict()
-        ignored_prefixes = ("decoder.", "post_quant_conv.", "loss.")
-        unexpected = [key for key in state_dict if key not in expected and not key.startswith(ignored_prefixes)]
-        if unexpected:
-            raise CheckpointError(
-                f"{source}: unexpected key(s) {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}; a taming "
-                "VQGAN state_dict holds encoder.*, quant_conv.*, quantize.embedding.weight "
-                f"(and the ignored {list(ignored_prefixes)})"
-            )
-        for key, reference in expected.items():
-            if key not in state_dict:
-                raise CheckpointError(f"{source}: missing key {key!r} (expected shape {tuple(reference.shape)})")
-            found = state_dict[key]
-            if not isinstance(found, Tensor) or found.shape != reference.shape:
-                found_shape = tuple(found.shape) if isinstance(found, Tensor) else type(found).__name__
-                raise CheckpointError(
-                    f"{source}: key {key!r} has shape {found_shape}, expected {tuple(reference.shape)}"
-                )
         self.load_state_dict({key: state_dict[key] for key in expected}, strict=True)
+
+
+IGNORED_TAMING_PREFIXES = ("decoder.", "post_quant_conv.", "loss.")
+"""Parts of a taming VQGAN checkpoint that DCKD does not use (decoder, discriminator, LPIPS)."""
+
+
+def check_taming_state_dict(expected: Mapping[str, Tensor], state_dict: Mapping[str, Tensor], source: str) -> None:
+    """Raise ``CheckpointError`` unless ``state_dict`` fits the encoder whose (possibly meta) state_dict is
+    ``expected``: see ``VQGANEncoder.load_taming_state_dict``."""
+    unexpected = [key for key in state_dict if key not in expected and not key.startswith(IGNORED_TAMING_PREFIXES)]
+    if unexpected:
+        raise CheckpointError(
+            f"{source}: unexpected key(s) {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}; a taming "
+            "VQGAN state_dict holds encoder.*, quant_conv.*, quantize.embedding.weight "
+            f"(and the ignored {list(IGNORED_TAMING_PREFIXES)})"
+        )
+    for key, reference in expected.items():
+        if key not in state_dict:
+            raise CheckpointError(f"{source}: missing key {key!r} (expected shape {tuple(reference.shape)})")
+        found = state_dict[key]
+        if not isinstance(found, Tensor) or found.shape != reference.shape:
+            found_shape = tuple(found.shape) if isinstance(found, Tensor) else type(found).__name__
+            raise CheckpointError(f"{source}: key {key!r} has shape {found_shape}, expected {tuple(reference.shape)}")
+    wrong_kind = tensor_kind_mismatches(expected, state_dict)
+    if wrong_kind:
+        raise CheckpointError(f"{source}: wrong value types, never cast silently: {', '.join(wrong_kind[:8])}")
 
 
 def load_vqgan_encoder(
@@ -338,18 +370,26 @@ def load_vqgan_encoder(
     DCKD's anchor needs), loaded strictly from a taming ``last.ckpt`` (Lightning dict with ``state_dict``), a
     plain state_dict, a ``.safetensors`` file or a ``dckd train-codebook`` checkpoint. Never executes pickled
     code. The architecture: the arguments, else the file's ``vqgan_config`` metadata (``dckd train-codebook``),
-    else the official f16 / 1024-code configuration."""
+    else the official f16 / 1024-code configuration.
+
+    Sizes read from the file are checked by value, then the encoder is built on the meta device and compared
+    with the file's tensors (``dckd.models.sizes``): a ``vqgan_config`` that does not describe the file's
+    weights is an error before any memory is allocated."""
     content = read_checkpoint(path)
-    stored = content.get("vqgan_config", {}) if isinstance(content, dict) else {}
-    stored = stored if isinstance(stored, dict) else {}
-    official = taming_f16_1024_config()
     source = f"VQGAN checkpoint {path}"
-    encoder = VQGANEncoder(
-        embed_dim=embed_dim or stored.get("embed_dim") or official["embed_dim"],
-        n_embed=n_embed or stored.get("n_embed") or official["n_embed"],
-        ddconfig=ddconfig or stored.get("ddconfig") or official["ddconfig"],
-    )
-    encoder.load_taming_state_dict(extract_state_dict(content, source=source)[0], source=source)
+    stored = content.get("vqgan_config", {}) if isinstance(content, dict) else {}
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{source}: vqgan_config is a {type(stored).__name__}, expected a mapping")
+    official = taming_f16_1024_config()
+    given = {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig}
+    arguments = {
+        name: value if value is not None else stored.get(name, official[name]) for name, value in given.items()
+    }
+    state_dict = extract_state_dict(content, source=source)[0]
+    skeleton = sizes.meta_network(lambda: VQGANEncoder(**arguments), f"{source} (vqgan_config or vqgan options)")
+    check_taming_state_dict(skeleton.state_dict(), state_dict, source)
+    encoder = VQGANEncoder(**arguments)
+    encoder.load_taming_state_dict(state_dict, source=source)
     encoder.eval().requires_grad_(False)
     return encoder
 

@@ -1,19 +1,26 @@
-"""Degradations that make DCKD's negative samples (paper section 3, "following Real-ESRGAN").
+"""Per-sample degradations of DCKD's negatives (``dckd.negative_sampling: per_sample``), and their parts.
 
 The history model restores degraded copies of the student's input; its outputs are the negatives of
 the contrastive term. The degradations act in input (LQ) space, on images in [0, 1], NCHW.
 
-Published parameter distributions (every parameter drawn independently per sample):
+The released code draws the blur kernel, the resize scale and modes, and whether a copy is degraded at
+all ONCE PER COPY, shared by the whole batch, adds the noise at the resized size and resizes back without
+clamping: that is ``dckd.methods.dckd.released_degradations`` (``negative_sampling: released``, the
+default). This module is the per-sample variant: every parameter is drawn independently for every sample
+(row) of the batch, so the N samples of a copy get N different kernels and scales.
 
-- noise:  x + sigma * n, n ~ N(0, 1), sigma ~ U(1, 30) / 255; with probability 0.5 the noise is gray
-  (one field shared by all channels), otherwise independent per channel; clipped to [0, 1].
+- noise:  x + sigma * n, n ~ N(0, 1), sigma ~ U(1, 30) / 255; with probability ``gray_probability``
+  (0.5) the noise is gray (one field for all channels, its own field per sample), otherwise independent
+  per channel; clipped to [0, 1].
 - blur:   anisotropic Gaussian k(u, v) ∝ exp(-u^2 / (2 sigma_x^2) - v^2 / (2 sigma_y^2)) on a
   k_y x k_x grid, k_x and k_y drawn independently from {3, 5, 7, 9, 11} ("per axis"),
   sigma_x, sigma_y ~ U(0.1, 2); normalised to sum 1; reflect padding.
-- resize: up with probability 0.25 (scale ~ U(1, 1.5)) or down (scale ~ U(0.5, 1)), interpolation mode
-  drawn from {area, bilinear, bicubic}, then back to the original size with an independently drawn
-  mode; clamped to [0, 1].
-- mix:    all three, in Real-ESRGAN's order blur -> resize -> noise.
+- resize: up with probability 0.25 (scale ~ U(1, 1.5)) or down (scale ~ U(0.5, 1)) to
+  ``round(H * scale)``, interpolation mode drawn from {area, bilinear, bicubic}, then back to the original
+  size with an independently drawn mode; clamped to [0, 1].
+- mix:    all three, in the order blur -> resize (round trip) -> noise at full size.
+- ``degrade(..., probabilities=...)``: a kind with probability p < 1 is applied to each sample with
+  probability p (drawn per sample).
 
 Reading of the spec: the published description lists only kernel sizes and the two sigmas, so the
 blur kernels are axis-aligned (no rotation). Real-ESRGAN also rotates its anisotropic kernels by an
@@ -31,7 +38,7 @@ amount for a given input shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,13 +53,13 @@ RESIZE_MODES: tuple[str, ...] = ("area", "bilinear", "bicubic")
 _APPLY_ORDER: tuple[str, ...] = ("blur", "resize", "noise")
 
 
-def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
+def uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
     """``count`` draws from U(low, high), float64 on the generator's device."""
     draws = torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64)
     return low + (high - low) * draws
 
 
-def _check_images(x: torch.Tensor) -> None:
+def check_images(x: torch.Tensor) -> None:
     if x.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -80,9 +87,9 @@ def add_gaussian_noise(
     Returns:
         A new tensor of the shape, dtype and device of ``x``.
     """
-    _check_images(x)
+    check_images(x)
     batch = x.shape[0]
-    sigma = _uniform(generator, batch, *sigma_range)
+    sigma = uniform(generator, batch, *sigma_range)
     gray = torch.rand(batch, generator=generator, device=generator.device) < gray_probability
     # One colour field for every sample; a gray sample reuses its first channel on all channels,
     # so the amount drawn does not depend on which samples are gray.
@@ -193,14 +200,14 @@ def random_gaussian_blur(
     Returns:
         A new tensor of the shape, dtype and device of ``x``.
     """
-    _check_images(x)
+    check_images(x)
     batch = x.shape[0]
     sizes = torch.as_tensor(list(kernel_sizes), dtype=torch.int64)
     size_x = sizes[torch.randint(len(sizes), (batch,), generator=generator, device=generator.device).cpu()]
     size_y = sizes[torch.randint(len(sizes), (batch,), generator=generator, device=generator.device).cpu()]
-    sigma_x = _uniform(generator, batch, *sigma_range)
-    sigma_y = _uniform(generator, batch, *sigma_range)
-    rotation = _uniform(generator, batch, *rotation_range)
+    sigma_x = uniform(generator, batch, *sigma_range)
+    sigma_y = uniform(generator, batch, *sigma_range)
+    rotation = uniform(generator, batch, *rotation_range)
     if batch == 0:
         return x.clone()
     kernels = gaussian_kernels(
@@ -213,7 +220,7 @@ def random_gaussian_blur(
     return filter_per_sample(x, kernels)
 
 
-def _interpolate(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+def interpolate(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     # align_corners only exists for the linear modes; False is what Real-ESRGAN uses.
     if mode == "area":
         return F.interpolate(image, size=size, mode=mode)
@@ -245,36 +252,45 @@ def random_resize(
     Returns:
         A new tensor of the shape, dtype and device of ``x``.
     """
-    _check_images(x)
+    check_images(x)
     unknown = [mode for mode in modes if mode not in RESIZE_MODES]
     if unknown or not modes:
         raise ValueError(f"resize modes must be a non-empty subset of {RESIZE_MODES}, got {tuple(modes)}")
     batch, _, height, width = x.shape
     # Draw every parameter for every sample, used or not, so the amount drawn is fixed.
     go_up = (torch.rand(batch, generator=generator, device=generator.device) < up_probability).cpu()
-    up_scale = _uniform(generator, batch, *up_range).cpu()
-    down_scale = _uniform(generator, batch, *down_range).cpu()
+    up_scale = uniform(generator, batch, *up_range).cpu()
+    down_scale = uniform(generator, batch, *down_range).cpu()
     first_mode = torch.randint(len(modes), (batch,), generator=generator, device=generator.device).cpu()
     back_mode = torch.randint(len(modes), (batch,), generator=generator, device=generator.device).cpu()
     scale = torch.where(go_up, up_scale, down_scale).tolist()
     resized = []
     for index in range(batch):
         size = (max(1, round(height * scale[index])), max(1, round(width * scale[index])))
-        image = _interpolate(x[index : index + 1], size, modes[int(first_mode[index])])
-        resized.append(_interpolate(image, (height, width), modes[int(back_mode[index])]))
+        image = interpolate(x[index : index + 1], size, modes[int(first_mode[index])])
+        resized.append(interpolate(image, (height, width), modes[int(back_mode[index])]))
     if batch == 0:
         return x.clone()
     return torch.cat(resized).clamp(0.0, 1.0)
 
 
-def degrade(x: torch.Tensor, generator: torch.Generator, kinds: Sequence[str] | str) -> torch.Tensor:
-    """Apply the selected degradations, in the order blur -> resize -> noise.
+def degrade(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    kinds: Sequence[str] | str,
+    probabilities: Mapping[str, float] | None = None,
+    gray_probability: float = 0.5,
+) -> torch.Tensor:
+    """Apply the selected degradations per sample, in the order blur -> resize -> noise.
 
     Args:
         x: images (N, C, H, W) in [0, 1].
         generator: source of all randomness.
         kinds: names from :data:`DEGRADATION_KINDS` (a single name is accepted); "mix" means all
             three. Each kind is applied once even if named twice or implied by "mix".
+        probabilities: per kind (blur, resize, noise), the probability that a sample gets it (absent: 1).
+            For p < 1 one gate per sample is drawn before the kind's parameters; p = 1 draws no gate.
+        gray_probability: per-sample probability that the noise is gray.
 
     Returns:
         A new tensor of the shape, dtype and device of ``x``, in [0, 1].
@@ -287,44 +303,21 @@ def degrade(x: torch.Tensor, generator: torch.Generator, kinds: Sequence[str] | 
     if not kinds:
         raise ValueError(f"no degradation kind given; choose from {DEGRADATION_KINDS}")
     selected = set(_APPLY_ORDER) if "mix" in kinds else set(kinds)
-    functions = {"blur": random_gaussian_blur, "resize": random_resize, "noise": add_gaussian_noise}
+    probabilities = dict(probabilities or {})
+    functions = {
+        "blur": random_gaussian_blur,
+        "resize": random_resize,
+        "noise": lambda images, generator: add_gaussian_noise(images, generator, gray_probability=gray_probability),
+    }
     degraded = x
     for kind in _APPLY_ORDER:
-        if kind in selected:
+        if kind not in selected:
+            continue
+        probability = probabilities.get(kind, 1.0)
+        if probability >= 1.0:
             degraded = functions[kind](degraded, generator)
+            continue
+        gate = torch.rand(x.shape[0], generator=generator, device=generator.device) < probability
+        changed = functions[kind](degraded, generator)
+        degraded = torch.where(gate.to(x.device).view(-1, 1, 1, 1), changed, degraded)
     return degraded
-
-
-def make_negative_inputs(
-    lq: torch.Tensor,
-    generator: torch.Generator,
-    num_degraded: int,
-    kinds: Sequence[str] | str,
-) -> torch.Tensor:
-    """Degraded copies of the student's input, stacked for one batched history-model forward pass.
-
-    Layout is copy-major: for an input of N samples the result has ``num_degraded * N`` rows and
-    rows ``[k * N, (k + 1) * N)`` are copy k, i.e. ``result.view(num_degraded, N, C, H, W)[k]``.
-    Every row has its own independent draw of every degradation parameter. The clean input is not
-    included (the published code's fifth negative is the history model on the clean input; the
-    caller concatenates it).
-
-    Args:
-        lq: student inputs (N, C, H, W) in [0, 1].
-        generator: source of all randomness; on the GPU prefer a generator on ``lq``'s device for
-            deblurring/deraining-sized inputs (see the module docstring).
-        num_degraded: number of degraded copies (the published code uses 4).
-        kinds: degradation kinds for :func:`degrade`.
-
-    Returns:
-        (num_degraded * N, C, H, W) tensor on the device and with the dtype of ``lq``.
-    """
-    _check_images(lq)
-    if num_degraded < 0:
-        raise ValueError(f"num_degraded must be >= 0, got {num_degraded}")
-    # repeat() lays the copies out copy-major; the degradations draw per row, so one call gives
-    # independent draws for every copy of every sample.
-    copies = lq.repeat(num_degraded, 1, 1, 1)
-    if num_degraded == 0:
-        return copies
-    return degrade(copies, generator, kinds)

@@ -70,6 +70,25 @@ class DCKDOptions(ReconstructionOptions):
     """Whether the history model's restoration of the clean input is one of the negatives (published: yes)."""
     degradations: list[Literal["noise", "blur", "resize", "mix"]] = field(default_factory=lambda: ["noise"])
     """Degradations of the negatives' inputs (published configs: noise only; ``mix`` = blur, resize and noise)."""
+    negative_sampling: Literal["released", "per_sample"] = "released"
+    """How the degraded copies draw their parameters. ``released``, as the released code: per copy, shared by
+    the whole batch, one blur kernel, one resize scale and both modes, and whether each degradation is applied
+    at all; noise added at the resized size, then resized back; sizes truncated (int); no clamp after a
+    resize; one gray-noise field shared by the copy's gray samples (``released_degradations``).
+    ``per_sample``: every sample of every copy draws its own parameters; resize round trip (rounded sizes,
+    clamped) before the noise; its own gray field per sample (``degradations``)."""
+    blur_probability: float | None = None
+    """Probability that a degraded copy is blurred (per sample for ``per_sample``); null = 1 when blur (or
+    mix) is in ``degradations``, else 0. Released option: ``train.gaussian_blur_prob``."""
+    resize_probability: float | None = None
+    """Probability that a degraded copy is resized (down/up and back); null = 1 when resize (or mix) is in
+    ``degradations``, else 0. Released option: ``train.resize_prob``."""
+    noise_probability: float | None = None
+    """Probability that a degraded copy gets Gaussian noise; null = 1 when noise (or mix) is in
+    ``degradations``, else 0. Released option: ``train.gaussian_noise_prob``."""
+    gray_noise_probability: float = 0.5
+    """Per-sample probability that the noise is gray (the same on every channel). Released option:
+    ``train.gray_noise_prob`` (the released files: 0.5)."""
     history: HistoryOptions = field(default_factory=HistoryOptions)
     """The history model that restores the negatives."""
     codebook_weight: float = 0.001
@@ -124,6 +143,20 @@ class DCKDOptions(ReconstructionOptions):
             raise ConfigError("layer_weights must not be empty")
         if not self.degradations and self.num_degraded_negatives > 0:
             raise ConfigError("degradations is empty but degraded negatives are requested")
+        selected = {"blur", "resize", "noise"} if "mix" in self.degradations else set(self.degradations)
+        for kind in ("blur", "resize", "noise"):
+            value = getattr(self, f"{kind}_probability")
+            if value is None:
+                continue
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{kind}_probability must be in [0, 1], got {value}")
+            if value > 0 and kind not in selected:
+                raise ConfigError(
+                    f"{kind}_probability is {value:g} but {kind} is not in degradations "
+                    f"{list(self.degradations)}; add it there or set {kind}_probability to 0"
+                )
+        if not 0.0 <= self.gray_noise_probability <= 1.0:
+            raise ConfigError(f"gray_noise_probability must be in [0, 1], got {self.gray_noise_probability}")
         if self.upcycling_weight and not (self.upcycling_zoom_in or self.upcycling_zoom_out):
             raise ConfigError("upcycling_weight > 0 but both upcycling_zoom_in and upcycling_zoom_out are off")
         if self.contrastive_start_iters < 0 or self.contrastive_ramp_iters < 0:
@@ -132,6 +165,16 @@ class DCKDOptions(ReconstructionOptions):
     @property
     def num_degraded_negatives(self) -> int:
         return self.num_negatives - 1 if self.include_clean_negative else self.num_negatives
+
+    @property
+    def degradation_probabilities(self) -> dict[str, float]:
+        """Per kind in ``degradations`` (mix = all three), the probability that a copy gets it."""
+        selected = {"blur", "resize", "noise"} if "mix" in self.degradations else set(self.degradations)
+        return {
+            kind: 1.0 if getattr(self, f"{kind}_probability") is None else getattr(self, f"{kind}_probability")
+            for kind in ("blur", "resize", "noise")
+            if kind in selected
+        }
 
 
 class DCKD(Method):
@@ -220,6 +263,9 @@ class DCKD(Method):
                 options.include_clean_negative,
                 options.degradations,
                 parts.generator("negatives"),
+                options.negative_sampling,
+                options.degradation_probabilities,
+                options.gray_noise_probability,
             )
             if contrastive
             else None

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from dckd.errors import ConfigError
 from dckd.models.backbones import edsr, nafnet, rcan, restormer, swinir
 from dckd.models.backbones.edsr import EDSR
 from dckd.models.backbones.nafnet import NAFNet
@@ -62,14 +63,63 @@ PAPER_PARAMETERS: dict[str, str] = {
     "restormer_dim24": "3.8M",
 }
 
-# FAKD's default hook points: the residual groups / transformer layers whose outputs are compared.
-# Student and teacher of one family may have different depths: pair evenly spaced layers (see build.py).
+# Every residual group / transformer layer of a network, in order (FAKD's ``default_layers: evenly_paired``:
+# each student group paired with the teacher group at the same relative depth, see methods/fakd.py).
 FEATURE_GROUPS: dict[str, Callable[[nn.Module], list[str]]] = {
     "swinir": lambda network: [f"layers.{index}" for index in range(len(network.layers))],
     "rcan": lambda network: [f"body.{index}" for index in range(len(network.body))],
     "edsr": lambda network: [f"body.{index}" for index in range(len(network.body))],
     "nafnet": lambda network: [f"encoders.{index}" for index in range(len(network.encoders))],
     "restormer": lambda network: ["encoder_level1", "encoder_level2", "encoder_level3", "latent"],
+}
+
+
+def _fakd_thirds(network: nn.Module, count: int, what: str) -> tuple[int, int]:
+    """0-based indices of the groups after which 1/3 and 2/3 of ``count`` groups are done: round(k * count / 3) - 1
+    (k = 1, 2), which is the official FAKD code's hard-coded (2, 6) for RCAN's 10 groups."""
+    if count < 3:
+        raise ConfigError(
+            f"fakd: the {type(network).__name__} has {count} {what}; FAKD's recipe compares the features after "
+            f"1/3 and 2/3 of at least 3: set fakd.student_layers and fakd.teacher_layers, or "
+            "fakd.default_layers: evenly_paired"
+        )
+    return round(count / 3) - 1, round(2 * count / 3) - 1
+
+
+def _rcan_fakd_features(network: nn.Module) -> list[str]:
+    first, second = _fakd_thirds(network, len(network.body), "residual groups")
+    return [f"body.{first}", f"body.{second}", "upsample:input"]
+
+
+def _edsr_fakd_features(network: nn.Module) -> list[str]:
+    # The official EDSR splits its n blocks into int(n/3), int(2n/3) - int(n/3) and the rest; a first part
+    # of 0 blocks (n < 3) makes its feature the head's output, the input of body.0.
+    count = len(network.body)
+    points = [int(count / 3), int(2 * count / 3)]
+    return [f"body.{blocks - 1}" if blocks else "body.0:input" for blocks in points] + ["upsample:input"]
+
+
+_SWINIR_RECONSTRUCTION_INPUT = {
+    "pixelshuffle": "conv_before_upsample:input",
+    "nearest+conv": "conv_before_upsample:input",
+    "pixelshuffledirect": "upsample:input",
+    "": "conv_last:input",
+}
+
+
+def _swinir_fakd_features(network: nn.Module) -> list[str]:
+    first, second = _fakd_thirds(network, len(network.layers), "residual Swin blocks (RSTBs)")
+    return [f"layers.{first}", f"layers.{second}", _SWINIR_RECONSTRUCTION_INPUT[network.upsampler]]
+
+
+# FAKD's recipe (official code, He et al. 2020, ``--features [1,2,3]``): the features after 1/3 and 2/3 of the
+# body and the body's output with the global skip, i.e. the input of the upsampler. RCAN 10 groups: body.2,
+# body.6, upsample:input; EDSR: the official thirds of its blocks; SwinIR (FAKD never used it; our reading):
+# the RSTB outputs after 1/3 and 2/3 of the layers and the input of the reconstruction head.
+FAKD_FEATURES: dict[str, Callable[[nn.Module], list[str]]] = {
+    "rcan": _rcan_fakd_features,
+    "edsr": _edsr_fakd_features,
+    "swinir": _swinir_fakd_features,
 }
 
 

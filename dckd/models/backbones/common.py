@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from dckd.models import sizes
 from dckd.models.padding import pad_to_multiple
 
 __all__ = [
@@ -39,6 +40,21 @@ def check_pixel_shuffle_scale(scale: int, option: str = "upscale") -> None:
     """Raise unless ``scale`` is one the step-wise pixel-shuffle upsampler supports (2**n or 3)."""
     if not isinstance(scale, int) or isinstance(scale, bool) or not (is_power_of_two(scale) or scale == 3):
         raise ValueError(f"{option}={scale!r} is not supported: expected a power of two (1, 2, 4, 8, ...) or 3")
+
+
+def check_cnn_arguments(
+    num_in_ch: int, num_out_ch: int, num_feat: int, res_scale: float, img_range: float, rgb_mean: Sequence[float]
+) -> None:
+    """The arguments EDSR and RCAN share, checked before anything is built (``dckd.models.sizes``)."""
+    sizes.integer("num_in_ch", num_in_ch)
+    sizes.integer("num_out_ch", num_out_ch)
+    sizes.integer("num_feat", num_feat)
+    sizes.number("res_scale", res_scale)
+    sizes.number("img_range", img_range, above=0)
+    if isinstance(rgb_mean, (str, bytes)) or not isinstance(rgb_mean, Sequence) or not rgb_mean:
+        raise ValueError(f"rgb_mean={rgb_mean!r}: expected a list of numbers")
+    for value in rgb_mean:
+        sizes.number("rgb_mean", value)
 
 
 class Upsample(nn.Sequential):

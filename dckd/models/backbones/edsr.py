@@ -29,9 +29,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from dckd.models import sizes
 from dckd.models.backbones.common import (
     DIV2K_RGB_MEAN,
     Upsample,
+    check_cnn_arguments,
     check_pixel_shuffle_scale,
     convert_pixel_shuffle_tail,
     drop_mean_shift,
@@ -71,6 +73,8 @@ class EDSR(nn.Module):
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
     ) -> None:
         super().__init__()
+        check_cnn_arguments(num_in_ch, num_out_ch, num_feat, res_scale, img_range, rgb_mean)
+        sizes.integer("num_block", num_block)
         check_pixel_shuffle_scale(upscale)
         self.scale: int = upscale
         """Output size / input size."""

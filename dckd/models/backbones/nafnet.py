@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dckd.models import sizes
+
 # Constructor kwargs of the networks the paper uses (deblurring on GoPro).
 PRESETS: dict[str, dict] = {
     # Teacher: official NAFNet-GoPro-width32 (36 blocks, ~17.1M parameters).
@@ -122,6 +124,11 @@ class NAFNet(nn.Module):
         dec_blk_nums: list[int] | tuple[int, ...] = (),
     ) -> None:
         super().__init__()
+        sizes.integer("img_channel", img_channel)
+        sizes.integer("width", width)
+        sizes.integer("middle_blk_num", middle_blk_num, minimum=0)
+        sizes.integers("enc_blk_nums", enc_blk_nums, minimum=0, min_length=0)
+        sizes.integers("dec_blk_nums", dec_blk_nums, minimum=0, min_length=0)
         if len(enc_blk_nums) != len(dec_blk_nums):
             # The official code zips them silently, which drops skip connections; refuse instead.
             raise ValueError(

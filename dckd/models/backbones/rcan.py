@@ -35,9 +35,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from dckd.models import sizes
 from dckd.models.backbones.common import (
     DIV2K_RGB_MEAN,
     Upsample,
+    check_cnn_arguments,
     check_pixel_shuffle_scale,
     convert_pixel_shuffle_tail,
     drop_mean_shift,
@@ -112,6 +114,12 @@ class RCAN(nn.Module):
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
     ) -> None:
         super().__init__()
+        check_cnn_arguments(num_in_ch, num_out_ch, num_feat, res_scale, img_range, rgb_mean)
+        sizes.integer("num_group", num_group)
+        sizes.integer("num_block", num_block)
+        sizes.integer("squeeze_factor", squeeze_factor)
+        if num_feat // squeeze_factor < 1:
+            raise ValueError(f"squeeze_factor={squeeze_factor}: must not exceed num_feat={num_feat}")
         check_pixel_shuffle_scale(upscale)
         self.scale: int = upscale
         """Output size / input size."""

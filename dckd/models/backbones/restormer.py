@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dckd.models import sizes
+
 # Constructor kwargs of the networks the paper uses (deblurring / deraining).
 PRESETS: dict[str, dict] = {
     # Teacher: the official Restormer (~26.1M parameters).
@@ -263,10 +265,23 @@ class Restormer(nn.Module):
         dual_pixel_task: bool = False,
     ) -> None:
         super().__init__()
-        if len(num_blocks) != 4:
-            raise ValueError(f"num_blocks must list 4 levels, got {list(num_blocks)}")
-        if len(heads) != 4:
-            raise ValueError(f"heads must list 4 levels, got {list(heads)}")
+        sizes.integer("inp_channels", inp_channels)
+        sizes.integer("out_channels", out_channels)
+        sizes.integer("dim", dim)
+        if dim % 2:
+            raise ValueError(f"dim={dim}: must be even (each downsampling halves the channels, then unshuffles)")
+        sizes.integers("num_blocks", num_blocks, length=4)
+        sizes.integer("num_refinement_blocks", num_refinement_blocks, minimum=0)
+        sizes.integers("heads", heads, length=4)
+        for level, head_count in enumerate(heads):
+            if (dim * 2**level) % head_count:
+                raise ValueError(f"heads[{level}]={head_count}: must divide the level's channels {dim * 2**level}")
+        sizes.number("ffn_expansion_factor", ffn_expansion_factor, above=0)
+        if int(dim * ffn_expansion_factor) < 1:
+            raise ValueError(f"ffn_expansion_factor={ffn_expansion_factor}: dim * ffn_expansion_factor must be >= 1")
+        sizes.flag("bias", bias)
+        sizes.choice("LayerNorm_type", LayerNorm_type, LAYER_NORM_TYPES)
+        sizes.flag("dual_pixel_task", dual_pixel_task)
         if not dual_pixel_task and inp_channels != out_channels:
             raise ValueError(
                 f"inp_channels {inp_channels} must equal out_channels {out_channels}: the output adds the input "

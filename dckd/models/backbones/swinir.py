@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from dckd.models import sizes
 from dckd.models.backbones.common import DIV2K_RGB_MEAN, Upsample, check_pixel_shuffle_scale, mean_tensor
 from dckd.models.padding import pad_to_multiple
 
@@ -400,6 +401,47 @@ class UpsampleOneStep(nn.Sequential):
         super().__init__(nn.Conv2d(num_feat, scale * scale * num_out_ch, 3, 1, 1), nn.PixelShuffle(scale))
 
 
+def check_swinir_arguments(arguments: dict) -> None:
+    """SwinIR's sizes, checked before anything is built (``dckd.models.sizes``); ``arguments``: the constructor's."""
+    for name in ("in_chans", "embed_dim", "window_size", "upscale"):
+        sizes.integer(name, arguments[name])
+    for name in ("img_size", "patch_size"):
+        value = arguments[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            sizes.integers(name, value, length=2)
+        else:
+            sizes.integer(name, value)
+    depths = sizes.integers("depths", arguments["depths"])
+    heads = sizes.integers("num_heads", arguments["num_heads"], length=len(depths))
+    for index, head_count in enumerate(heads):
+        if arguments["embed_dim"] % head_count:
+            raise ValueError(
+                f"num_heads={head_count} (item {index} of num_heads): must divide embed_dim={arguments['embed_dim']}"
+            )
+    sizes.number("mlp_ratio", arguments["mlp_ratio"], above=0)
+    if int(arguments["embed_dim"] * arguments["mlp_ratio"]) < 1:
+        raise ValueError(f"mlp_ratio={arguments['mlp_ratio']}: embed_dim * mlp_ratio must be at least 1")
+    if arguments["qk_scale"] is not None:
+        sizes.number("qk_scale", arguments["qk_scale"], minimum=0)
+    for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
+        sizes.number(name, arguments[name], minimum=0, maximum=0.999)
+    sizes.number("img_range", arguments["img_range"], above=0)
+    for name in ("qkv_bias", "ape", "patch_norm", "use_checkpoint"):
+        sizes.flag(name, arguments[name])
+    norm_layer = arguments["norm_layer"]
+    if not (isinstance(norm_layer, type) and issubclass(norm_layer, nn.Module)):
+        raise ValueError(f"norm_layer={norm_layer!r}: expected an nn.Module class such as nn.LayerNorm")
+    image, patch = _pair(arguments["img_size"]), _pair(arguments["patch_size"])
+    resolution = (image[0] // patch[0], image[1] // patch[1])
+    window = min(resolution) if min(resolution) <= arguments["window_size"] else arguments["window_size"]
+    if window < 1 or resolution[0] % window or resolution[1] % window:
+        raise ValueError(
+            f"img_size={arguments['img_size']!r} (patch_size={arguments['patch_size']!r}): the training size "
+            f"{resolution[0]}x{resolution[1]} must be a multiple of window_size={arguments['window_size']} "
+            "(the published SwinIR networks: img_size 48 or 64 with window_size 8; see `dckd models`)"
+        )
+
+
 class SwinIR(nn.Module):
     """SwinIR with BasicSR's constructor, defaults and state_dict layout; input (N, in_chans, H, W) in [0, 1],
     any H and W; output (N, in_chans, upscale*H, upscale*W) (upscale 1 when ``upsampler`` is '').
@@ -449,6 +491,7 @@ class SwinIR(nn.Module):
                 raise ValueError(f"upscale={upscale!r} must be a positive int")
         if upsampler == "nearest+conv" and upscale != 4:
             raise ValueError(f"upsampler='nearest+conv' supports only upscale=4, got upscale={upscale!r}")
+        check_swinir_arguments(locals())
         num_out_ch = in_chans
         num_feat = 64  # channels of the reconstruction convs, fixed in SwinIR
         self.upsampler = upsampler
