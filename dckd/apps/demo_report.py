@@ -57,6 +57,8 @@ def differences(statistics: dict[str, dict], students: Sequence[str], references
         for student in students:
             if student == reference or student not in statistics:
                 continue
+            if student in references and list(references).index(student) < list(references).index(reference):
+                continue  # Scratch - Logits is Logits - Scratch negated
             a, b = statistics[student], statistics[reference]
             over_seeds = paired_difference(
                 [run["psnr"] for run in a["per_seed"]], [run["psnr"] for run in b["per_seed"]]
