@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from dckd.errors import CheckpointError
@@ -141,11 +141,15 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], temporary_suffix: str = ".tmp") -> Path:
+    """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one.
+
+    An exception from ``write`` (a failed check of what it wrote, too) removes the temporary file and leaves
+    ``path`` as it was. ``temporary_suffix`` ends the temporary file's name (for readers that go by the ending).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temporary_suffix, dir=path.parent)
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -166,6 +170,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through a temporary file and an atomic rename."""
     return atomic_write(path, lambda temporary: torch.save(obj, temporary))
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file (empty when it has none), without reading its tensors."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
 
 
 def save_safetensors_atomic(
