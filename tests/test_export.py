@@ -119,6 +119,11 @@ def test_export_tlc_pooling_equals_eager_pooling(force_exporting) -> None:
             force_exporting(True)
             worst = max(worst, (pool(features) - eager).abs().max().item())
     assert worst < 1e-5
+    # float16: sums over a 300x300 map exceed float16's range (65504); the export path sums in float32
+    ones = torch.ones(1, 2, 300, 300, dtype=torch.float16)
+    force_exporting(True)
+    assert torch.equal(nafnet.LocalAvgPool2d((384, 384))(ones), torch.ones_like(ones))
+    assert not torch.isfinite(ones.cumsum(-1).cumsum(-2)).all()
 
 
 @pytest.mark.parametrize("name", ["swinir", "restormer", "nafnet_tlc"])

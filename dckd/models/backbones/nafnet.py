@@ -249,9 +249,10 @@ class LocalAvgPool2d(nn.Module):
 
         The global case gives the mean broadcast to H x W instead of (N, C, 1, 1); the channel attention
         multiplies it with the features either way. It differs from the eager pooling by rounding only
-        (cumulative sums instead of ``adaptive_avg_pool2d``, about 1e-7)."""
+        (cumulative sums instead of ``adaptive_avg_pool2d``, about 1e-7). The sums run in float32 even for a
+        float16 export: a float16 cumulative sum over a whole map (the global case) overflows at 65504."""
         _, _, height, width = x.shape
-        cumulative = F.pad(x.cumsum(dim=-1).cumsum(dim=-2), (1, 0, 1, 0))  # (N, C, H+1, W+1)
+        cumulative = F.pad(x.float().cumsum(dim=-1).cumsum(dim=-2), (1, 0, 1, 0))  # (N, C, H+1, W+1)
         bounds = []
         for size, kernel in ((height, self.kernel_size[0]), (width, self.kernel_size[1])):
             positions = torch.arange(size, device=x.device)
@@ -268,7 +269,7 @@ class LocalAvgPool2d(nn.Module):
             + rows_top.index_select(3, left)
             - rows_top.index_select(3, right)
             - rows_bottom.index_select(3, left)
-        ) / (window_height * window_width)
+        ).div(window_height * window_width).to(x.dtype)
 
     def _fast_window_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Official fast approximation: window means on a grid subsampled by the largest divisor r <= 5
