@@ -277,6 +277,18 @@ def test_a_zero_tolerance_fails_on_arithmetic_not_on_size(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_operation_without_an_onnx_form_is_named(tmp_path: Path, capfd) -> None:
+    with pytest.raises(ExportError) as raised:
+        export.export_network(build("swinir"), tmp_path / "old.onnx", "onnx", opset=13, say=quiet)
+    message = str(raised.value)
+    assert "'aten::scaled_dot_product_attention' to ONNX opset version 13" in message
+    assert "try a higher --opset" in message
+    assert list(tmp_path.iterdir()) == []
+    printed = capfd.readouterr()
+    assert "Torch IR graph" not in printed.out + printed.err  # the exporter's graph dump is not shown
+    assert not torch._C._jit_is_onnx_log_enabled()  # nor left switched on (torch 2.13 leaves it on)
+
+
 def test_fast_tlc_is_refused_before_any_work_and_tlc_is_no_weight(tmp_path: Path) -> None:
     network = nafnet.to_local(build("nafnet"), train_size=(1, 3, 16, 16), fast_imp=True)
     with pytest.raises(ExportError, match="fast_imp=True"):

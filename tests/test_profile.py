@@ -75,7 +75,7 @@ def test_report_files_table_and_plot(tmp_path: Path) -> None:
     with Image.open(paths[2]) as image:
         assert image.format == "PNG" and image.size[0] > 300
     terminal = profile.format_table(report)
-    assert "threads" in terminal and "small" in terminal and "big" in terminal
+    assert "thread" in terminal and "small" in terminal and "big" in terminal
     with pytest.raises(DckdError, match="exist; pass --overwrite"):
         profile.write_profile(report, tmp_path / "report")
     profile.write_profile(report, tmp_path / "report", overwrite=True)
@@ -99,7 +99,7 @@ def test_cli_profile_writes_the_report(tmp_path: Path, capsys) -> None:
     arguments = ["profile", *paths, "--size", "16x12", "--repeats", "2", "--threads", "1", "--output", str(output)]
     assert main([*arguments, "--data", "bundled:test"]) == 0
     printed = capsys.readouterr().out
-    assert "1 threads" in printed and "student" in printed and "teacher" in printed and "PSNR (dB)" in printed
+    assert "1 thread;" in printed and "student" in printed and "teacher" in printed and "PSNR (dB)" in printed
     rows = json.loads((output / "profile.json").read_text())["rows"]
     assert [row["label"] for row in rows] == ["student", "teacher"]  # run folder names for weights.pth
     assert all(row["psnr"] > 10 for row in rows)

@@ -45,7 +45,7 @@ import dckd
 from dckd.engine.checkpoints import network_spec, weights_metadata
 from dckd.engine.setup import network_from_weights
 from dckd.errors import CheckpointError, ExportError
-from dckd.eval.profile import input_channels, photo_batch
+from dckd.eval.profile import input_channels, native_output_silenced, photo_batch
 from dckd.files.weights import atomic_write
 from dckd.models.backbones import resolve
 from dckd.models.backbones.nafnet import LocalAvgPool2d
@@ -418,18 +418,22 @@ def _exporter_quiet():
     recorded as constants) as "file:line: message" for the error message of a failed check."""
     tracer_warnings: list[str] = []
     # The exporters log their progress, skipped torchvision ops and failed opset conversions (dckd reports
-    # what matters: the written opset is checked, a failure raises with the exporter's message).
+    # what matters: the written opset is checked, a failure raises with the exporter's message). torch 2.13's
+    # TorchScript-based exporter also switches its native log on for good (setup_onnx_logging tests the
+    # function _jit_is_onnx_log_enabled instead of calling it) and dumps the whole graph to stderr on failure.
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
     levels = [logger.level for logger in loggers]
+    onnx_log = torch._C._jit_is_onnx_log_enabled()
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, native_output_silenced(1, 2):
             warnings.simplefilter("always")
             yield tracer_warnings
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+        torch._C._jit_set_onnx_log_enabled(onnx_log)
     for warning in caught:
         if issubclass(warning.category, torch.jit.TracerWarning):
             source = linecache.getline(warning.filename, warning.lineno).strip()

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,8 +47,8 @@ from dckd.files.weights import atomic_write
 
 PHOTO = "dckd:bundled/test/HR/astronaut.png"
 """The real image whose crops the measurements and ``dckd export``'s checks run on (512 x 512, shipped)."""
-CPU_MEMORY_METHOD = "torch.profiler memory events: peak of live tensors allocated in one forward pass"
-CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated minus memory allocated before one forward pass"
+CPU_MEMORY_METHOD = "the peak of live tensors allocated in one forward pass (torch.profiler memory events)"
+CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated minus the memory allocated before one forward pass"
 REPORT_FILES = ("profile.json", "profile.md", "profile.png")
 
 
@@ -85,7 +86,7 @@ class ProfileReport:
     @property
     def conditions(self) -> str:
         """One line: what, where and when (for tables and plot titles)."""
-        threads = f", {self.threads} threads" if self.threads else ""
+        threads = f", {self.threads} thread{'s' if self.threads > 1 else ''}" if self.threads else ""
         text = (
             f"batch 1, {self.input_size[0]}x{self.input_size[1]} input; {self.device}{threads}; torch "
             f"{self.torch_version}; latency: median of {self.repeats} after {self.warmup} warm-up; {self.date}"
@@ -157,21 +158,32 @@ def median_latency_ms(network: nn.Module, images: torch.Tensor, repeats: int, wa
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null: the profiler's native library prints start/stop lines there that
-    Python cannot silence; a Python exception is still raised (and shown) after this block."""
+def native_output_silenced(*descriptors: int):
+    """Send the file descriptors (default: 2, stderr) to /dev/null for the block: native libraries print there
+    what Python cannot silence (the profiler's start/stop lines, the ONNX exporter's graph dump on failure). An
+    exception raised in the block is still raised, and shown, after it."""
+    descriptors = descriptors or (2,)
+    saved = []
     try:
-        saved = os.dup(2)
-    except OSError:  # no descriptor 2 to redirect
+        for descriptor in descriptors:
+            saved.append((descriptor, os.dup(descriptor)))
+    except OSError:  # a descriptor that is not open: leave everything as it is
+        for _, copy in saved:
+            os.close(copy)
         yield
         return
     try:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.flush()
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+            for descriptor, _ in saved:
+                os.dup2(null.fileno(), descriptor)
             yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for descriptor, copy in saved:
+            os.dup2(copy, descriptor)
+            os.close(copy)
 
 
 @torch.no_grad()
@@ -187,7 +199,7 @@ def peak_memory_bytes(network: nn.Module, images: torch.Tensor) -> int | None:
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - before)
     activities = [torch.profiler.ProfilerActivity.CPU]
-    with _native_stderr_silenced(), torch.profiler.profile(activities=activities, profile_memory=True) as profiler:
+    with native_output_silenced(), torch.profiler.profile(activities=activities, profile_memory=True) as profiler:
         network(images)
     results = getattr(profiler.profiler, "kineto_results", None)
     if results is None:
@@ -353,7 +365,8 @@ def plot_profile(report: ProfileReport, path: str | Path) -> Path:
         f"latency (ms, median, batch 1, {report.input_size[0]}x{report.input_size[1]}); marker area: multiply-adds"
     )
     axis.set_ylabel(f"PSNR (dB) on {report.dataset}" if quality else "parameters (M)")
-    axis.set_title(f"{report.device}, {report.date}", fontsize=9)
+    threads = f", {report.threads} thread{'s' if report.threads > 1 else ''}" if report.threads else ""
+    axis.set_title(f"{report.device}{threads}, {report.date}", fontsize=9)
     axis.grid(True, alpha=0.3)
     figure.tight_layout()
     path = Path(path)

@@ -264,12 +264,13 @@ class LocalAvgPool2d(nn.Module):
             bounds.append((start, start + window, window))
         (top, bottom, window_height), (left, right, window_width) = bounds
         rows_bottom, rows_top = cumulative.index_select(2, bottom), cumulative.index_select(2, top)
-        return (
+        window_sums = (
             rows_bottom.index_select(3, right)
             + rows_top.index_select(3, left)
             - rows_top.index_select(3, right)
             - rows_bottom.index_select(3, left)
-        ).div(window_height * window_width).to(x.dtype)
+        )
+        return (window_sums / (window_height * window_width)).to(x.dtype)
 
     def _fast_window_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Official fast approximation: window means on a grid subsampled by the largest divisor r <= 5
