@@ -108,3 +108,5 @@ def test_cli_profile_writes_the_report(tmp_path: Path, capsys) -> None:
     assert main([*arguments, "--overwrite", "--labels", "a"]) == 2
     assert "--labels names 1 networks" in capsys.readouterr().err
     assert main([*arguments, "--overwrite", "--size", "0x4"]) == 2
+    assert main([*arguments, "--overwrite", "--threads", "0"]) == 2
+    assert "--threads 0: expected 1 or more" in capsys.readouterr().err

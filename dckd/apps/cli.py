@@ -298,7 +298,9 @@ def _command_profile(arguments) -> int:
         existing = [name for name in profile.REPORT_FILES if (Path(arguments.output) / name).exists()]
         if existing and not arguments.overwrite:
             raise DckdError(f"{arguments.output} already holds {', '.join(existing)}; pass --overwrite to replace")
-    if arguments.threads:
+    if arguments.threads is not None:
+        if arguments.threads < 1:
+            raise DckdError(f"--threads {arguments.threads}: expected 1 or more")
         torch.set_num_threads(arguments.threads)
     device = resolve_device(arguments.device)
     networks = [_network_from_arguments(path, arguments) for path in arguments.networks]
