@@ -60,6 +60,10 @@ class UnsafePickleError(pickle.UnpicklingError):
     """A pickled file asks to import or call something that can run code (raised while unpickling)."""
 
 
+class ExportError(DckdError):
+    """A network cannot be exported, or the exported file does not reproduce it (``dckd export``)."""
+
+
 class NonFiniteLossError(DckdError, RuntimeError):
     """Too many consecutive non-finite losses (or none finite at all); the diverged state is not kept, the newest
     good checkpoint is named."""

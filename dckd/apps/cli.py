@@ -1,4 +1,5 @@
-"""The ``dckd`` command: train, test, infer, models, selfcheck, demo, train-codebook, cache-teacher, check-data.
+"""The ``dckd`` command: train, test, infer, export, profile, models, selfcheck, demo, train-codebook, cache-teacher,
+check-data.
 
 Every command is a thin layer over the engine and the evaluation functions. User errors (a bad option, a
 missing file, a checkpoint that does not fit, a broken image) print one ``error: ...`` paragraph and exit
@@ -12,8 +13,19 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
+from dckd.apps import export
 from dckd.apps.demo import add_demo_arguments, run_demo_command
-from dckd.apps.inference import add_infer_options, add_network_options, network_for_inference, plan_test, run_infer
+from dckd.apps.inference import (
+    add_infer_options,
+    add_network_choice_options,
+    add_network_options,
+    load_chosen_network,
+    network_for_inference,
+    plan_test,
+    run_infer,
+)
 from dckd.apps.train_codebook import add_train_codebook_arguments, run_train_codebook_command
 from dckd.config import dump_yaml, read_config
 from dckd.config.loading import read_yaml
@@ -25,10 +37,11 @@ from dckd.engine.loop import train
 from dckd.engine.setup import build_dataset, build_network
 from dckd.engine.teacher_cache import build_cache
 from dckd.errors import DckdError, NonFiniteLossError
-from dckd.eval import selfcheck
+from dckd.eval import profile, selfcheck
 from dckd.eval.model_table import model_table
 from dckd.eval.report import dataset_from_folder, write_results
 from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
+from dckd.files.paths import resolve_path
 
 OPTIONS_SUFFIXES = (".yml", ".yaml")
 """``dckd test FILE`` with one of these suffixes reads a BasicSR test options file."""
@@ -94,12 +107,64 @@ def _add_infer(commands) -> None:
     add_infer_options(parser)
 
 
+def _add_export(commands) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="write a network as safetensors, ONNX or TorchScript, checked against PyTorch",
+        description="Export weights to safetensors (with the network's description), ONNX (dynamic batch, "
+        "height and width) or TorchScript. ONNX and TorchScript files are run on crops of a bundled photo at "
+        "several sizes and compared with PyTorch; the file is written only when the largest difference is "
+        f"within the tolerance ({export.TOLERANCE['float32']:.0e} float32, {export.TOLERANCE['float16']:.0e} "
+        "with --half). ONNX needs `pip install 'dckd[export]'`.",
+    )
+    parser.add_argument("weights", help="weights file (dckd weights.pth, an official .pth, .safetensors)")
+    parser.add_argument("out", help="file to write (.safetensors, .onnx, or .pt for TorchScript)")
+    parser.add_argument("--format", choices=tuple(export.FORMATS), help="default: from OUT's ending")
+    parser.add_argument("--half", action="store_true", help="float16 weights / graph (float16 input and output)")
+    parser.add_argument(
+        "--opset", type=int, help=f"ONNX opset (default {export.DEFAULT_OPSET['torchscript']}; dynamo: 18)"
+    )
+    parser.add_argument(
+        "--exporter",
+        choices=export.EXPORTERS,
+        default="torchscript",
+        help="ONNX exporter: torch.onnx.export's TorchScript-based one (default) or dynamo (needs onnxscript)",
+    )
+    parser.add_argument("--tolerance", type=float, help="largest accepted difference to PyTorch (default: above)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
+    add_network_choice_options(parser)
+
+
+def _add_profile(commands) -> None:
+    parser = commands.add_parser(
+        "profile",
+        help="student against teacher: parameters, multiply-adds, latency, peak memory, PSNR/SSIM",
+        description="Measure networks side by side at one input size (batch 1): parameters, multiply-adds, "
+        "median latency after warm-up, peak tensor memory of a forward pass, and PSNR/SSIM on --data. Prints "
+        "a table; with --output writes profile.json, profile.md and profile.png (latency against quality).",
+    )
+    parser.add_argument("networks", nargs="+", metavar="WEIGHTS", help="weights files: the student, then teachers")
+    parser.add_argument("--labels", help="comma-separated names for the table (default: from the file names)")
+    parser.add_argument("--data", help="dataset for PSNR/SSIM (a folder as for `dckd test`, or bundled:test)")
+    parser.add_argument("--task", choices=("sr", "deblur", "derain"), default="sr")
+    parser.add_argument("--size", default="64x64", help="input HxW for latency, memory and multiply-adds")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's, printed in the table)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed forward passes per network (median)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed forward passes before timing")
+    parser.add_argument("--output", help="folder for profile.json, profile.md and profile.png")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files in --output")
+    add_network_choice_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dckd", description="Dynamic Contrastive Knowledge Distillation toolkit")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_train(commands)
     _add_test(commands)
     _add_infer(commands)
+    _add_export(commands)
+    _add_profile(commands)
     models = commands.add_parser("models", help="list the network presets with parameters and multiply-adds")
     models.add_argument("--input-size", default="64x64", help="input HxW for the multiply-add count (default 64x64)")
     check = commands.add_parser("selfcheck", help="compare this implementation with official reference vectors")
@@ -211,11 +276,87 @@ def _command_test_options(arguments) -> int:
     return 0
 
 
-def _command_models(arguments) -> int:
+def _command_export(arguments) -> int:
+    output = Path(arguments.out)
+    if output.exists() and output.resolve() == resolve_path(arguments.weights).resolve():
+        raise DckdError(f"{arguments.out} is the weights file being exported; write the export to another file")
+    if arguments.tlc and export.format_for(output, arguments.format) == "safetensors":
+        raise DckdError(
+            "--tlc changes no weight: a safetensors file holds the plain network; pass --tlc to `dckd test` / "
+            "`dckd infer` when loading it (ONNX and TorchScript exports build TLC into the graph)"
+        )
+    loaded = load_chosen_network(arguments.weights, arguments)
+    export.export_network(
+        loaded.network,
+        output,
+        arguments.format,
+        record={"backbone": loaded.backbone, "options": loaded.options, "scale": loaded.scale},
+        half=arguments.half,
+        opset=arguments.opset,
+        exporter=arguments.exporter,
+        tolerance=arguments.tolerance,
+        overwrite=arguments.overwrite,
+    )
+    return 0
+
+
+def _size(text: str, option: str) -> tuple[int, int]:
     try:
-        height, width = (int(value) for value in arguments.input_size.lower().split("x"))
+        height, width = (int(value) for value in text.lower().split("x"))
     except ValueError:
-        raise DckdError(f"--input-size {arguments.input_size!r}: expected HxW, e.g. 64x64") from None
+        raise DckdError(f"{option} {text!r}: expected HxW, e.g. 64x64") from None
+    if height < 1 or width < 1:
+        raise DckdError(f"{option} {text!r}: height and width must be positive")
+    return height, width
+
+
+def _label(weights: str) -> str:
+    """A short table name for a weights file: its stem, or its run folder's name for ``weights.pth``."""
+    path = resolve_path(weights)
+    return path.parent.name if path.stem == "weights" and path.parent.name else path.stem
+
+
+def _command_profile(arguments) -> int:
+    size = _size(arguments.size, "--size")
+    labels = arguments.labels.split(",") if arguments.labels else [_label(path) for path in arguments.networks]
+    if len(labels) != len(arguments.networks):
+        raise DckdError(f"--labels names {len(labels)} networks, but {len(arguments.networks)} weights files are given")
+    if arguments.output:
+        existing = [name for name in profile.REPORT_FILES if (Path(arguments.output) / name).exists()]
+        if existing and not arguments.overwrite:
+            raise DckdError(f"{arguments.output} already holds {', '.join(existing)}; pass --overwrite to replace")
+    if arguments.threads is not None:
+        if arguments.threads < 1:
+            raise DckdError(f"--threads {arguments.threads}: expected 1 or more")
+        torch.set_num_threads(arguments.threads)
+    device = resolve_device(arguments.device)
+    loaded = [load_chosen_network(path, arguments) for path in arguments.networks]
+    networks = [entry.network for entry in loaded]
+    dataset = None
+    if arguments.data:
+        scales = {entry.scale for entry in loaded}
+        if len(scales) != 1:
+            raise DckdError(f"--data needs networks of one scale; these have scales {sorted(scales)}")
+        dataset = dataset_from_folder(arguments.data, scales.pop(), arguments.task)
+    report = profile.profile_networks(
+        networks,
+        labels,
+        dataset,
+        input_size=size,
+        device=device,
+        repeats=arguments.repeats,
+        warmup=arguments.warmup,
+        task=arguments.task,
+    )
+    print(profile.format_table(report))
+    if arguments.output:
+        for path in profile.write_profile(report, arguments.output, overwrite=arguments.overwrite):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _command_models(arguments) -> int:
+    height, width = _size(arguments.input_size, "--input-size")
     print(model_table(height, width))
     return 0
 
@@ -252,6 +393,8 @@ COMMANDS = {
     "train": _command_train,
     "test": _command_test,
     "infer": run_infer,
+    "export": _command_export,
+    "profile": _command_profile,
     "models": _command_models,
     "selfcheck": lambda arguments: selfcheck.main(arguments.directories),
     "demo": run_demo_command,

@@ -33,8 +33,9 @@ from dckd.files.outputs import OutputPlan
 from dckd.models.backbones.nafnet import NAFNet, to_local
 
 
-def add_network_options(parser: argparse.ArgumentParser) -> None:
-    """Options of ``dckd test`` and ``dckd infer``: which network, how to run it, how to treat inputs."""
+def add_network_choice_options(parser: argparse.ArgumentParser) -> None:
+    """Which network a weights file holds: the options of every command that loads one (test, infer, export,
+    profile)."""
     parser.add_argument("--preset", help="architecture of an official checkpoint (see `dckd models`)")
     parser.add_argument(
         "--backbone",
@@ -48,13 +49,6 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scale", type=_positive_int, help="output size / input size (checked on every output)")
     parser.add_argument("--checkpoint-key", help="entry of a wrapped checkpoint (default: params_ema, params, ...)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32")
-    parser.add_argument(
-        "--tile", type=_non_negative_int, default=0, help="restore in tiles of this input size (0: off)"
-    )
-    parser.add_argument("--tile-overlap", type=_non_negative_int, default=32)
-    parser.add_argument("--self-ensemble", action="store_true", help="x8 self-ensemble")
     parser.add_argument(
         "--tlc",
         type=_non_negative_int,
@@ -62,6 +56,18 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         metavar="TRAIN_SIZE",
         help="NAFNet: test-time local converter for this training crop size (e.g. 256)",
     )
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dckd test`` and ``dckd infer``: which network, how to run it, how to treat inputs."""
+    add_network_choice_options(parser)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32")
+    parser.add_argument(
+        "--tile", type=_non_negative_int, default=0, help="restore in tiles of this input size (0: off)"
+    )
+    parser.add_argument("--tile-overlap", type=_non_negative_int, default=32)
+    parser.add_argument("--self-ensemble", action="store_true", help="x8 self-ensemble")
     parser.add_argument(
         "--alpha",
         choices=("error", "drop"),
@@ -116,13 +122,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def network_for_inference(arguments) -> tuple[LoadedNetwork, torch.device]:
-    """The network the arguments name, in eval mode on its device; option combinations checked first."""
-    if arguments.tile and arguments.tile_overlap >= arguments.tile:
-        raise ConfigError(f"--tile-overlap {arguments.tile_overlap} must be smaller than --tile {arguments.tile}")
-    device = resolve_device(arguments.device)
+def load_chosen_network(weights: str, arguments) -> LoadedNetwork:
+    """The network in ``weights`` as the network choice options say (``add_network_choice_options``), in eval
+    mode; ``--tlc`` applied."""
     loaded = load_weights_network(
-        arguments.weights,
+        weights,
         preset=arguments.preset,
         backbone=arguments.backbone,
         options=arguments.options,
@@ -132,10 +136,20 @@ def network_for_inference(arguments) -> tuple[LoadedNetwork, torch.device]:
     network = loaded.network
     if arguments.tlc:
         if not isinstance(network, NAFNet):
-            raise ConfigError(f"--tlc is for NAFNet networks; {arguments.weights} holds a {type(network).__name__}")
+            raise ConfigError(f"--tlc is for NAFNet networks; {weights} holds a {type(network).__name__}")
         size = arguments.tlc
         network = to_local(network, train_size=(1, 3, size, size))
-    loaded.network = network.to(device).eval()
+    loaded.network = network.eval()
+    return loaded
+
+
+def network_for_inference(arguments) -> tuple[LoadedNetwork, torch.device]:
+    """The network the arguments name, in eval mode on its device; option combinations checked first."""
+    if arguments.tile and arguments.tile_overlap >= arguments.tile:
+        raise ConfigError(f"--tile-overlap {arguments.tile_overlap} must be smaller than --tile {arguments.tile}")
+    device = resolve_device(arguments.device)
+    loaded = load_chosen_network(arguments.weights, arguments)
+    loaded.network = loaded.network.to(device)
     return loaded, device
 
 

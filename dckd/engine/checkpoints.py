@@ -16,6 +16,7 @@ Everything in a checkpoint is tensors and plain Python values, so it loads with 
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 
 from dckd.config.loading import load_yaml_text
 from dckd.errors import CheckpointError, ConfigError
-from dckd.files.weights import atomic_write, file_sha256, read_checkpoint
+from dckd.files.weights import atomic_write, file_sha256, read_checkpoint, read_safetensors_metadata
 
 CHECKPOINT_FORMAT = "dckd-training-checkpoint"
 WEIGHTS_FORMAT = "dckd-weights"
@@ -206,9 +207,44 @@ def save_weights(path: Path, student: dict, ema: dict | None, network: dict[str,
     return atomic_write(path, lambda temporary: _torch_save(payload, temporary))
 
 
+def weights_metadata(network: dict[str, Any], scale: int, dtype: str, key_layout: str) -> dict[str, str]:
+    """The metadata of a dckd ``.safetensors`` weights file (``dckd export``): strings, as safetensors requires.
+
+    ``format`` "dckd-weights"; ``architecture`` the backbone name (``BACKBONES``); ``options`` its constructor
+    options as JSON; ``scale``; ``dtype`` of the stored weights; ``key_layout`` the official code whose
+    ``load_state_dict`` takes the tensors as they are (the caller adds ``dckd_version``).
+    """
+    return {
+        "format": WEIGHTS_FORMAT,
+        "architecture": str(network["backbone"]),
+        "options": json.dumps(network["options"], sort_keys=True),
+        "scale": str(int(scale)),
+        "dtype": dtype,
+        "key_layout": key_layout,
+    }
+
+
 def network_spec(path: str | Path) -> dict[str, Any] | None:
-    """The ``network`` entry (backbone and constructor options) of a dckd weights/checkpoint file, if any."""
+    """The network a dckd weights/checkpoint file describes, if any: ``{"backbone", "options"}`` from a ``.pth``'s
+    ``network`` entry, ``{"backbone", "options", "scale"}`` from a ``.safetensors`` file's metadata
+    (``weights_metadata``); None for files without one (official checkpoints)."""
     if Path(path).suffix.lower() == ".safetensors":
-        return None
+        return _safetensors_network(path, read_safetensors_metadata(path))
     content = read_checkpoint(path)
     return content.get("network") if isinstance(content, dict) else None
+
+
+def _safetensors_network(path: str | Path, metadata: dict[str, str]) -> dict[str, Any] | None:
+    if metadata.get("format") != WEIGHTS_FORMAT:
+        return None  # a safetensors file from elsewhere: the architecture comes from --preset
+    missing = [key for key in ("architecture", "options", "scale") if key not in metadata]
+    if missing:
+        raise CheckpointError(f"{path}: dckd weights metadata without {', '.join(missing)}")
+    try:
+        options = json.loads(metadata["options"])
+        scale = int(metadata["scale"])
+    except ValueError as error:
+        raise CheckpointError(f"{path}: metadata 'options' / 'scale' do not parse ({error})") from None
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{path}: metadata 'options' must be a JSON object, got {type(options).__name__}")
+    return {"backbone": metadata["architecture"], "options": options, "scale": scale}

@@ -18,6 +18,7 @@ from dckd.config.schema import Config, DatasetConfig, NetworkConfig, VQGANConfig
 from dckd.data.bundled import bundled_dataset
 from dckd.data.sampler import seed_for
 from dckd.data.synthetic_dataset import SyntheticDataset
+from dckd.engine.checkpoints import network_spec
 from dckd.errors import CheckpointError, ConfigError
 from dckd.files.paths import resolve_path
 from dckd.files.weights import check_state_dict_fits, extract_state_dict, load_state_dict_strict, read_checkpoint
@@ -283,6 +284,8 @@ def load_weights_network(
         raise ConfigError(f"--options: expected a JSON object of constructor arguments, got {options!r}")
     content = read_checkpoint(path)
     raw_record = content.get("network") if isinstance(content, dict) else None
+    if raw_record is None and Path(str(path)).suffix.lower() == ".safetensors":
+        raw_record = network_spec(path)  # dckd's safetensors keep the record in their metadata
     record = None
     if raw_record is not None:
         user_class = backbone if backbone is not None and backbone not in BACKBONES else None

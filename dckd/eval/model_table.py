@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -12,18 +14,27 @@ def count_parameters(network: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in network.parameters())
 
 
-def multiply_adds(backbone: str, options: dict, height: int, width: int) -> tuple[int, int]:
-    """(parameters, multiply-adds of one forward pass on a 1x3xHxW input).
+def count_multiply_adds(network: torch.nn.Module, height: int, width: int, channels: int = 3) -> int:
+    """Multiply-adds of one forward pass of ``network`` on a 1 x channels x H x W input.
 
-    Counted by torch's FlopCounterMode (matmuls, convolutions, attention) on the meta device, so no
-    memory is allocated and nothing is computed; multiply-adds = FLOPs / 2.
+    Counted by torch's FlopCounterMode (matmuls, convolutions, attention) on the meta device, so no memory
+    is allocated and nothing is computed; multiply-adds = FLOPs / 2. A network with real weights is counted
+    on a meta-device copy (the network itself is left as it is).
     """
-    with torch.device("meta"):
-        network = BACKBONES[backbone](**options)
-        image = torch.empty(1, 3, height, width)
+    if any(tensor.device.type != "meta" for tensor in (*network.parameters(), *network.buffers())):
+        network = copy.deepcopy(network).to("meta")
+    image = torch.empty(1, channels, height, width, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         network(image)
-    return count_parameters(network), counter.get_total_flops() // 2
+    return counter.get_total_flops() // 2
+
+
+def multiply_adds(backbone: str, options: dict, height: int, width: int) -> tuple[int, int]:
+    """(parameters, multiply-adds of one forward pass on a 1x3xHxW input) of ``BACKBONES[backbone](**options)``,
+    built on the meta device (``count_multiply_adds``)."""
+    with torch.device("meta"):
+        network = BACKBONES[backbone](**options)
+    return count_parameters(network), count_multiply_adds(network, height, width)
 
 
 def model_table(height: int = 64, width: int = 64) -> str:

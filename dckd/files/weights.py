@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from dckd.errors import CheckpointError
@@ -215,16 +215,20 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[Path], None], overwrite: bool = True, temporary_suffix: str = ".tmp"
+) -> Path:
     """Call ``write(temporary_path)`` then rename onto ``path``: readers see the old file or the whole new one.
 
-    ``overwrite=False`` publishes with a hard link instead of a rename, which fails with ``FileExistsError``
-    when ``path`` exists (also one created meanwhile): an existing file is never replaced. On a file system
-    without hard links the existence check and the rename are two steps.
+    An exception from ``write`` (a failed check of what it wrote, too) removes the temporary file and leaves
+    ``path`` as it was. ``overwrite=False`` publishes with a hard link instead of a rename, which fails with
+    ``FileExistsError`` when ``path`` exists (also one created meanwhile): an existing file is never replaced.
+    On a file system without hard links the existence check and the rename are two steps.
+    ``temporary_suffix`` ends the temporary file's name (for readers that go by the ending).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temporary_suffix, dir=path.parent)
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -263,6 +267,18 @@ def _publish_without_replacing(temporary: Path, path: Path) -> None:
 def save_torch_atomic(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through a temporary file and an atomic rename."""
     return atomic_write(path, lambda temporary: torch.save(obj, temporary))
+
+
+def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file (empty when it has none), without reading its tensors."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {error}") from None
 
 
 def save_safetensors_atomic(

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dckd.models import sizes
+from dckd.models.padding import exporting
 
 # Constructor kwargs of the networks the paper uses (deblurring on GoPro).
 PRESETS: dict[str, dict] = {
@@ -219,6 +220,8 @@ class LocalAvgPool2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, _, height, width = x.shape
         kernel_height, kernel_width = self.kernel_size
+        if exporting() and not self.fast_imp and self.auto_pad:
+            return self._window_mean_indexed(x)
         if kernel_height >= height and kernel_width >= width:
             return F.adaptive_avg_pool2d(x, 1)
         if self.fast_imp:
@@ -244,6 +247,36 @@ class LocalAvgPool2d(nn.Module):
             )
             out = F.pad(out, padding, mode="replicate")
         return out
+
+    def _window_mean_indexed(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact pooling with ``auto_pad`` (the global case included) for tracing and export: gathers from
+        the same cumulative sum, with window sizes and positions computed by tensor ops instead of a branch and
+        ``min`` on the size, so the graph stays valid for every input size. (N, C, H, W) -> (N, C, H, W).
+
+        The global case gives the mean broadcast to H x W instead of (N, C, 1, 1); the channel attention
+        multiplies it with the features either way. It differs from the eager pooling by rounding only
+        (cumulative sums instead of ``adaptive_avg_pool2d``, about 1e-7). The sums run in float32 even for a
+        float16 export: a float16 cumulative sum over a whole map (the global case) overflows at 65504."""
+        _, _, height, width = x.shape
+        cumulative = F.pad(x.float().cumsum(dim=-1).cumsum(dim=-2), (1, 0, 1, 0))  # (N, C, H+1, W+1)
+        bounds = []
+        for size, kernel in ((height, self.kernel_size[0]), (width, self.kernel_size[1])):
+            positions = torch.arange(size, device=x.device)
+            window = (torch.zeros(1, dtype=torch.long, device=x.device) + size).clamp(max=kernel)  # min(size, k)
+            # Output position p uses the window that starts at clamp(p - (k-1)//2, 0, size-k): the valid
+            # windows, replicated at the borders as auto_pad does.
+            start = (positions - torch.div(window - 1, 2, rounding_mode="floor")).clamp(min=0)
+            start = torch.minimum(start, size - window)
+            bounds.append((start, start + window, window))
+        (top, bottom, window_height), (left, right, window_width) = bounds
+        rows_bottom, rows_top = cumulative.index_select(2, bottom), cumulative.index_select(2, top)
+        window_sums = (
+            rows_bottom.index_select(3, right)
+            + rows_top.index_select(3, left)
+            - rows_top.index_select(3, right)
+            - rows_bottom.index_select(3, left)
+        )
+        return (window_sums / (window_height * window_width)).to(x.dtype)
 
     def _fast_window_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Official fast approximation: window means on a grid subsampled by the largest divisor r <= 5

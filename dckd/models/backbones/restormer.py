@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dckd.models import sizes
+from dckd.models.padding import exporting, pad_indices
 
 # Constructor kwargs of the networks the paper uses (deblurring / deraining).
 PRESETS: dict[str, dict] = {
@@ -321,7 +322,11 @@ class Restormer(nn.Module):
         _, _, height, width = inp_img.shape
         pad_height = (-height) % self.size_multiple
         pad_width = (-width) % self.size_multiple
-        padded = reflect_pad_bottom_right(inp_img, pad_height, pad_width) if pad_height or pad_width else inp_img
+        if exporting():  # the same values, computed without branches on the size (valid for every exported size)
+            padded = inp_img.index_select(-1, pad_indices(width, pad_width, inp_img.device, too_short="reflect"))
+            padded = padded.index_select(-2, pad_indices(height, pad_height, inp_img.device, too_short="reflect"))
+        else:
+            padded = reflect_pad_bottom_right(inp_img, pad_height, pad_width) if pad_height or pad_width else inp_img
         return self.forward_unpadded(padded)[:, :, :height, :width]
 
     def forward_unpadded(self, inp_img: torch.Tensor) -> torch.Tensor:

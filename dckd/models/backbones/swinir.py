@@ -16,7 +16,9 @@ Differences from BasicSR that do not change any number (the reference vectors ch
 - window attention runs through ``torch.nn.functional.scaled_dot_product_attention`` with the relative
   position bias (plus the -100 shift mask) as a float ``attn_mask``, so fused GPU kernels can be used;
 - the shift mask for an input size other than ``img_size`` is computed once per size and cached on the
-  network (BasicSR recomputes it in every block of every forward);
+  network (BasicSR recomputes it in every block of every forward); while the network is traced or exported
+  (``dckd export``) it is computed from the traced size and the input is padded by index gathers, so the
+  exported graph is valid for every input size;
 - on CUDA, heads are zero-padded to a multiple of 8 channels so the fused kernels accept them (exact);
 - the input is padded to a multiple of the window size and the output cropped back (the official SwinIR
   repository's ``check_image_size``; BasicSR requires multiples);
@@ -38,7 +40,7 @@ from torch import nn
 
 from dckd.models import sizes
 from dckd.models.backbones.common import DIV2K_RGB_MEAN, Upsample, check_pixel_shuffle_scale, mean_tensor
-from dckd.models.padding import pad_to_multiple
+from dckd.models.padding import exporting, pad_to_multiple
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 RESIDUAL_CONNECTIONS = ("1conv", "3conv")
@@ -214,7 +216,13 @@ class WindowAttention(nn.Module):
             dropout_p=self.attn_drop if self.training else 0.0,
             scale=self.scale,
         )
-        out = out[..., :head_dim].transpose(1, 2).reshape(windows, tokens, channels)
+        out = out[..., :head_dim].transpose(1, 2)
+        if exporting():
+            # torch.export records SDPA's output strides from its meta function; the ONNX decomposition then
+            # gives other strides and the reshape below, recorded as a view, fails. A real copy keeps it valid
+            # (contiguous() is a no-op at capture time). pytorch/pytorch#141107.
+            out = out.clone(memory_format=torch.contiguous_format)
+        out = out.reshape(windows, tokens, channels)
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
@@ -261,7 +269,9 @@ class SwinTransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, H*W, C) with (H, W) = x_size, multiples of the window size; returns the same shape.
 
-        ``shift_mask`` is used for sizes other than ``input_resolution`` (computed here when not given)."""
+        ``shift_mask``, when given, is used (``SwinIR`` passes one for sizes other than ``input_resolution``,
+        and for every size while exporting); otherwise the ``attn_mask`` buffer at ``input_resolution`` and a
+        mask computed here for other sizes."""
         height, width = x_size
         batch, _, channels = x.shape
         shortcut = x
@@ -269,10 +279,10 @@ class SwinTransformerBlock(nn.Module):
         mask = None
         if self.shift_size > 0:
             x = torch.roll(x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
-            if tuple(x_size) == self.input_resolution:
-                mask = self.attn_mask
-            elif shift_mask is not None:
+            if shift_mask is not None:
                 mask = shift_mask
+            elif tuple(x_size) == self.input_resolution:
+                mask = self.attn_mask
             else:
                 mask = shift_window_mask(height, width, self.window_size, self.shift_size).to(x.device)
         windows = window_partition(x, self.window_size)  # (N*nW, ws*ws, C)
@@ -592,8 +602,14 @@ class SwinIR(nn.Module):
         or the size is the training size (blocks then use their ``attn_mask`` buffers).
 
         Computed once per size and device and kept for the last ``SHIFT_MASK_CACHE_SIZE`` sizes; one mask
-        serves every shifted block, since all blocks share the window and shift sizes."""
-        if self._block_shift == 0 or tuple(x_size) == self.patches_resolution:
+        serves every shifted block, since all blocks share the window and shift sizes. While exporting it is
+        computed from the traced size for every size (a cached or buffered mask would be a constant of the
+        graph, wrong for other sizes)."""
+        if self._block_shift == 0:
+            return None
+        if exporting():  # from the traced / symbolic size and not cached: a cached mask would be a constant
+            return shift_window_mask(x_size[0], x_size[1], self.size_multiple, self._block_shift).to(device)
+        if tuple(x_size) == self.patches_resolution:
             return None
         key = (int(x_size[0]), int(x_size[1]), str(device))
         mask = self._shift_mask_cache.get(key)
