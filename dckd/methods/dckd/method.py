@@ -116,6 +116,9 @@ class DCKDOptions(ReconstructionOptions):
     """Zoom-in: GT sub-patches of the input patch size become extra inputs."""
     upcycling_zoom_out: bool = True
     """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
+    vqgan_chunk_images: int = 0
+    """How the frozen VQGAN passes run (the result is the same): on all their images at once (0, best on GPUs),
+    or this many images at a time (CPU: small chunks stay in the caches; the demo uses its batch size)."""
     contrastive_start_iters: int = 0
     """Beyond the paper (0 = the paper: on from the first iteration): the contrastive term is off, and not
     computed, during the first this many iterations, while the history model is still (nearly) the student."""
@@ -159,6 +162,8 @@ class DCKDOptions(ReconstructionOptions):
             raise ConfigError(f"gray_noise_probability must be in [0, 1], got {self.gray_noise_probability}")
         if self.upcycling_weight and not (self.upcycling_zoom_in or self.upcycling_zoom_out):
             raise ConfigError("upcycling_weight > 0 but both upcycling_zoom_in and upcycling_zoom_out are off")
+        if self.vqgan_chunk_images < 0:
+            raise ConfigError(f"vqgan_chunk_images must be >= 0 (0 = one pass), got {self.vqgan_chunk_images}")
         if self.contrastive_start_iters < 0 or self.contrastive_ramp_iters < 0:
             raise ConfigError("contrastive_start_iters and contrastive_ramp_iters must be >= 0")
 
@@ -278,7 +283,9 @@ class DCKD(Method):
         return cls(
             parts.student,
             parts.teacher,
-            vqgan=VQGANSpace(parts.vqgan, options.vqgan_input_range) if uses_vqgan else None,
+            vqgan=VQGANSpace(parts.vqgan, options.vqgan_input_range, options.vqgan_chunk_images)
+            if uses_vqgan
+            else None,
             history=history,
             negatives=negatives,
             augmentation=augmentation,
