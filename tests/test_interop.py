@@ -14,12 +14,14 @@ import torch
 from conftest import tiny_edsr, tiny_run_config, tiny_swinir
 from torch import nn
 
+import dckd
 from dckd.apps.cli import main
 from dckd.config.schema import config_from_dict
 from dckd.engine.checkpoints import save_weights
 from dckd.engine.loop import train
 from dckd.engine.setup import build_network, resolve_network_sources
-from dckd.errors import ConfigError
+from dckd.errors import CheckpointError, ConfigError
+from dckd.files.weights import save_safetensors_atomic
 from dckd.models.backbones import BACKBONES, official_state_dict, rcan
 from dckd.models.backbones.common import drop_mean_shift, mean_shift_state_dict
 from dckd.models.padding import pad_bottom_right
@@ -58,6 +60,21 @@ def test_rcan_official_layout_round_trips_both_ways(upscale) -> None:
     image = torch.rand(1, 3, 7, 9)
     with torch.no_grad():
         assert torch.equal(rebuilt.eval()(image), network(image))
+
+
+def test_an_official_rcan_file_loads_back_into_dckd_with_its_own_mean(tmp_path) -> None:
+    network = tiny_rcan(rgb_mean=(0.5, 0.4, 0.3))
+    path = tmp_path / "rcan_official.safetensors"
+    save_safetensors_atomic(official_state_dict("rcan", network), path)
+    options = dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_group=2, num_block=3, squeeze_factor=4, upscale=2)
+    loaded = dckd.load_network(path, backbone="rcan", options={**options, "rgb_mean": [0.5, 0.4, 0.3]}, scale=2)
+    image = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(loaded(image), network(image))
+    with pytest.raises(
+        CheckpointError, match=r"rcan_official.safetensors for .*does not match the expected mean shift"
+    ):
+        dckd.load_network(path, backbone="rcan", options=options, scale=2)
 
 
 def test_the_mean_shift_written_is_the_one_read() -> None:
@@ -297,8 +314,6 @@ def test_importing_dckd_imports_neither_spandrel_nor_torchvision() -> None:
 
 
 def test_a_teacher_file_without_record_reaches_the_engine_from_the_api(tmp_path, monkeypatch) -> None:
-    import dckd
-
     monkeypatch.setitem(sys.modules, "spandrel", None)
     path = tmp_path / "community.safetensors"
     from safetensors.torch import save_file

@@ -279,6 +279,31 @@ def test_files_spandrel_cannot_use_are_named(tmp_path) -> None:
         build_network(NetworkConfig(backbone="spandrel", checkpoint=str(integer)), "teacher")
 
 
+def test_a_face_restorer_is_refused_as_a_teacher(tmp_path, monkeypatch) -> None:
+    # GFPGAN-sized files are too large for the suite: the descriptor spandrel returns is relabelled FaceSR
+    load = spandrel.ModelLoader.load_from_state_dict
+
+    def as_face_restorer(self, state_dict):
+        found = load(self, state_dict)
+        return spandrel.ImageModelDescriptor(
+            found.model,
+            found.model.state_dict(),
+            architecture=found.architecture,
+            purpose="FaceSR",
+            tags=[],
+            supports_half=True,
+            supports_bfloat16=True,
+            scale=found.scale,
+            input_channels=3,
+            output_channels=3,
+        )
+
+    monkeypatch.setattr(spandrel.ModelLoader, "load_from_state_dict", as_face_restorer)
+    path = community_file(tmp_path, "ESRGAN")
+    with pytest.raises(CheckpointError, match=r"esrgan.pth: spandrel detected ESRGAN .*, a FaceSR network"):
+        build_network(NetworkConfig(backbone="spandrel", checkpoint=path), "teacher", 2)
+
+
 def test_spandrel_never_opens_the_file_and_a_malicious_one_is_refused(tmp_path, monkeypatch) -> None:
     def never(*arguments, **keywords):
         raise AssertionError("spandrel read a file itself")
@@ -311,3 +336,18 @@ def test_the_teacher_output_cache_takes_a_spandrel_teacher(tmp_path, image_folde
     run_dir = train(config_from_dict(raw))
     assert (run_dir / "weights.pth").is_file()
     assert len(list((tmp_path / "cache").glob("*/manifest.json"))) == 1
+
+
+def test_fakd_takes_the_features_of_a_spandrel_teacher_by_their_paths(tmp_path, image_folder) -> None:
+    raw = tiny_run_config(tmp_path, image_folder, "fakd")
+    raw["teacher"] = {"checkpoint": community_file(tmp_path, "ESRGAN")}
+    with pytest.raises(ConfigError, match="no recipe layers for the teacher's backbone 'spandrel'"):
+        train(config_from_dict(raw))
+    # the wrapper holds spandrel's network as ``model``: its modules are model.<spandrel's names> (ESRGAN: model.model.*)
+    raw["fakd"] = {
+        "student_layers": ["body.0", "conv_after_body"],
+        "teacher_layers": ["model.model.1.sub.0", "model.model.1"],
+    }
+    run_dir = train(config_from_dict(raw))
+    log = [yaml.safe_load(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert any(record.get("affinity", 0) > 0 for record in log)

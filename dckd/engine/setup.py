@@ -189,6 +189,16 @@ def _skeleton(network_class: type[nn.Module], backbone: str, options: dict[str, 
         return None
 
 
+def _convert_layout(converter, state_dict: dict, network: nn.Module, description: str) -> dict:
+    """``converter(state_dict, network)`` (an official key layout to ours); what it cannot map, or a mean shift
+    that is not this network's, is a ``CheckpointError`` naming the file."""
+    try:
+        return converter(state_dict, network)
+    except (KeyError, ValueError) as error:
+        reason = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise CheckpointError(f"{description}: {reason}") from None
+
+
 def construct_network(
     backbone: str,
     options: dict[str, Any],
@@ -213,7 +223,7 @@ def construct_network(
     architecture = f"{description} ({backbone} {options})"
     if state_dict is not None and skeleton is not None:
         if converter is not None:
-            state_dict = converter(state_dict, skeleton)
+            state_dict = _convert_layout(converter, state_dict, skeleton, f"{source} for {architecture}")
         check_state_dict_fits(skeleton.state_dict(), state_dict, f"{source} for {architecture}", network_class.__name__)
     try:
         network = network_class(**options)
@@ -221,7 +231,7 @@ def construct_network(
         raise ConfigError(f"{description}: {error}") from None
     if state_dict is not None:
         if converter is not None and skeleton is None:
-            state_dict = converter(state_dict, network)
+            state_dict = _convert_layout(converter, state_dict, network, f"{source} for {architecture}")
         load_state_dict_strict(network, state_dict, f"{source} for {architecture}")
     return network
 

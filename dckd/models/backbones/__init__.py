@@ -130,7 +130,11 @@ def _convert_rcan(state_dict: dict, network: nn.Module) -> dict:
     if not rcan.is_edsr_pytorch_layout(state_dict):
         return state_dict
     return rcan.convert_edsr_pytorch_state_dict(
-        state_dict, num_group=len(network.body), num_block=len(network.body[0].residual_group)
+        state_dict,
+        num_group=len(network.body),
+        num_block=len(network.body[0].residual_group),
+        img_range=network.img_range,
+        rgb_mean=network.rgb_mean,
     )
 
 
