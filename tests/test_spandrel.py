@@ -351,3 +351,42 @@ def test_fakd_takes_the_features_of_a_spandrel_teacher_by_their_paths(tmp_path, 
     run_dir = train(config_from_dict(raw))
     log = [yaml.safe_load(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert any(record.get("affinity", 0) > 0 for record in log)
+
+
+def test_what_docs_interop_says_about_dckd_students_in_spandrel(tmp_path) -> None:
+    """The notes of docs/interop.md on students in spandrel (spandrel 0.4.2); a failure here means spandrel
+    changed and the page needs another look."""
+    loader = spandrel.ModelLoader()
+    swinir_options = {**tiny_swinir(scale=2)["options"], "window_size": 8}
+    swinir, path = saved_student(tmp_path, "swinir", swinir_options)
+    descriptor = loader.load_from_file(path)
+    assert descriptor.model.training  # loaded in training mode
+    assert descriptor.size_requirements.minimum == 16 and not descriptor.supports_half
+    with torch.no_grad():  # spandrel's call pads to 16 first: where dckd pads less (window 8: 8 pixels) they differ
+        small, padded_alike = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 12, 14)
+        assert largest_difference(descriptor(small.clone()), swinir(small).clamp(0, 1)) > 1e-3
+        assert largest_difference(descriptor(padded_alike.clone()), swinir(padded_alike).clamp(0, 1)) <= TOLERANCE
+    with pytest.raises(RuntimeError):  # bfloat16 at a size other than img_size (16)
+        descriptor.model.eval().bfloat16()(torch.rand(1, 3, 24, 32).bfloat16())
+    window7 = {**swinir_options, "window_size": 7, "img_size": 14}
+    _, path7 = saved_student(tmp_path / "w7", "swinir", window7)
+    assert loader.load_from_file(path7).model.img_range == 255.0  # read as a JPEG-artefact model
+    tight = {**swinir_options, "img_size": 8, "depths": [2, 2]}  # img_size == window: no masks stored
+    _, tight_path = saved_student(tmp_path / "tight", "swinir", tight)
+    with pytest.raises(RuntimeError, match="attn_mask"):
+        loader.load_from_file(tight_path)
+    rcan = BACKBONES["rcan"](3, 3, num_feat=16, num_group=2, num_block=2, squeeze_factor=4, upscale=2)
+    nafnet = BACKBONES["nafnet"](img_channel=3, width=8, middle_blk_num=1, enc_blk_nums=[1, 1], dec_blk_nums=[1, 1])
+    for state_dict in (official_state_dict("rcan", rcan), nafnet.state_dict()):
+        assert not loader.load_from_state_dict(dict(state_dict)).supports_half
+    edsr = BACKBONES["edsr"](**tiny_edsr()["options"])
+    with pytest.raises(spandrel.UnsupportedModelError):
+        loader.load_from_state_dict(edsr.state_dict())
+    without_ema = save_weights(tmp_path / "no_ema.pth", swinir.state_dict(), None, {"backbone": "swinir"})
+    image = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():  # a weights.pth without EMA: spandrel takes params
+        assert largest_difference(loader.load_from_file(without_ema).eval().model(image), swinir(image)) <= TOLERANCE
+    training_checkpoint = tmp_path / "iter_5.pth"
+    torch.save({"iteration": 5, "student": swinir.state_dict(), "ema": swinir.state_dict()}, training_checkpoint)
+    with pytest.raises(spandrel.UnsupportedModelError):
+        loader.load_from_file(training_checkpoint)
