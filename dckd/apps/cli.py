@@ -34,7 +34,7 @@ from dckd.config.reading import read_test_options
 from dckd.data.validate import validate_dataset
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
-from dckd.engine.setup import build_dataset, build_network
+from dckd.engine.setup import build_dataset, build_network, resolve_network_sources
 from dckd.engine.teacher_cache import build_cache
 from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import profile, selfcheck
@@ -379,6 +379,7 @@ def _command_cache_teacher(arguments) -> int:
     config = read_config(arguments.config, arguments.overrides)
     if config.teacher is None or config.data.train is None:
         raise DckdError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
+    config = resolve_network_sources(config)
     dataset = build_dataset(
         config.data.train, config.data.scale, None, False, config.train.seed, alpha=config.data.alpha
     )
