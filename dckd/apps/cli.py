@@ -131,6 +131,13 @@ def _add_export(commands) -> None:
         help="ONNX exporter: torch.onnx.export's TorchScript-based one (default) or dynamo (needs onnxscript)",
     )
     parser.add_argument("--tolerance", type=float, help="largest accepted difference to PyTorch (default: above)")
+    parser.add_argument(
+        "--layout",
+        choices=("dckd", "original"),
+        default="dckd",
+        help="safetensors key layout: dckd (BasicSR's, default) or original (the architecture's original code, "
+        "which spandrel, chaiNNer and ComfyUI read; RCAN differs)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
     add_network_choice_options(parser)
 
@@ -296,6 +303,7 @@ def _command_export(arguments) -> int:
         exporter=arguments.exporter,
         tolerance=arguments.tolerance,
         overwrite=arguments.overwrite,
+        layout=arguments.layout,
     )
     return 0
 

@@ -274,6 +274,14 @@ def build_spandrel_network(spec: NetworkConfig, description: str, scale: int | N
     return network
 
 
+def stored_record(path: str | Path, content: Any) -> Any:
+    """The unchecked ``network`` record a file carries (check it with ``record_from_file``): a ``.pth``'s
+    ``network`` entry, or the metadata of a safetensors file dckd exported; None when there is none."""
+    if Path(str(path)).suffix.lower() == ".safetensors":
+        return network_spec(path)
+    return content.get("network") if isinstance(content, dict) else None
+
+
 def resolve_network_source(spec: NetworkConfig | None, role: str) -> NetworkConfig | None:
     """``spec`` with its backbone filled in when it gives only a checkpoint (``teacher: {checkpoint: FILE}``).
 
@@ -287,8 +295,7 @@ def resolve_network_source(spec: NetworkConfig | None, role: str) -> NetworkConf
     """
     if spec is None or spec.preset is not None or spec.backbone is not None:
         return spec
-    content = read_checkpoint(spec.checkpoint)
-    raw_record = content.get("network") if isinstance(content, dict) else None
+    raw_record = stored_record(spec.checkpoint, read_checkpoint(spec.checkpoint))
     source = f"{role}.checkpoint {spec.checkpoint}"
     if raw_record is not None:
         record = record_from_file(raw_record, source)
@@ -357,9 +364,7 @@ def load_weights_network(
     if options is not None and not isinstance(options, dict):
         raise ConfigError(f"--options: expected a JSON object of constructor arguments, got {options!r}")
     content = read_checkpoint(path)
-    raw_record = content.get("network") if isinstance(content, dict) else None
-    if raw_record is None and Path(str(path)).suffix.lower() == ".safetensors":
-        raw_record = network_spec(path)  # dckd's safetensors keep the record in their metadata
+    raw_record = stored_record(path, content)
     record = None
     if raw_record is not None:
         user_class = backbone if backbone is not None and backbone not in BACKBONES else None
