@@ -141,7 +141,9 @@ def distill(
 
     Args:
         student: your network (an ``nn.Module``, trained in place).
-        teacher: a frozen teacher (an ``nn.Module``, or a weights file for ``load_network``); None for scratch.
+        teacher: a frozen teacher: an ``nn.Module``, or a weights file (a dckd ``weights.pth``; a file without
+            dckd's record, e.g. an ESRGAN from the community, is detected by spandrel when it is installed,
+            docs/interop.md); None for scratch.
         data: a folder (HR images, the benchmark layout, or ``input/`` + ``target/``), ``"bundled"`` (the
             photographs shipped with dckd), or a ``torch.utils.data.Dataset`` whose items are
             ``{"lq": (C, h, w), "gt": (C, s*h, s*w)}`` tensors in [0, 1] (its own crops and augmentations).
@@ -216,13 +218,11 @@ def distill(
     networks: dict[str, nn.Module] = {"student": student}
     if isinstance(teacher, (str, Path)):  # a file: recorded so that the run's config.yaml rebuilds it
         stored = network_spec(teacher)
-        if stored is None:
-            raise ConfigError(
-                f"teacher {teacher}: the file does not say which network it holds; load it with "
-                "dckd.load_network(path, preset=...) and pass the network"
-            )
-        record = record_from_file(stored, f"teacher {teacher}")  # only dckd's backbones: a file names no code
-        raw["teacher"] = {"backbone": record["backbone"], "options": record["options"], "checkpoint": str(teacher)}
+        if stored is None:  # no dckd record: spandrel detects the architecture (the engine says what to install)
+            raw["teacher"] = {"checkpoint": str(teacher)}
+        else:
+            record = record_from_file(stored, f"teacher {teacher}")  # only dckd's backbones: a file names no code
+            raw["teacher"] = {"backbone": record["backbone"], "options": record["options"], "checkpoint": str(teacher)}
     elif teacher is not None:
         # Its weights are in memory: recorded as such (a config file cannot rebuild them), as for the VQGAN.
         raw["teacher"] = {"backbone": _class_path(teacher), "checkpoint": f"<in memory: {type(teacher).__name__}>"}

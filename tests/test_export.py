@@ -387,3 +387,34 @@ def test_safetensors_metadata_is_read_strictly(tmp_path: Path) -> None:
         network_spec(broken)
     with pytest.raises(CheckpointError, match="does not exist"):
         network_spec(tmp_path / "missing.safetensors")
+
+
+def test_safetensors_in_the_original_layout_reads_back_and_refuses_edsr(tmp_path) -> None:
+    """RCAN's original (EDSR-PyTorch) layout, the one spandrel reads: dckd loads it back with the same output."""
+    import torch as _torch
+
+    from dckd.apps.cli import main as cli_main
+    from dckd.engine.checkpoints import save_weights
+    from dckd.engine.setup import construct_network, network_from_weights
+
+    options = {"num_feat": 16, "num_group": 2, "num_block": 1, "squeeze_factor": 4, "upscale": 2}
+    _torch.manual_seed(0)
+    network = construct_network("rcan", options).eval()
+    weights = tmp_path / "weights.pth"
+    save_weights(weights, network.state_dict(), None, {"backbone": "rcan", "options": options, "scale": 2})
+    out = tmp_path / "rcan.safetensors"
+    assert cli_main(["export", str(weights), str(out), "--layout", "original"]) == 0
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(out)))
+    assert "head.0.weight" in keys and "sub_mean.weight" in keys and "conv_first.weight" not in keys
+    loaded = network_from_weights(str(out)).eval()
+    image = _torch.rand(1, 3, 11, 13)
+    with _torch.no_grad():
+        assert (loaded(image) - network(image)).abs().max() < 1e-5
+    edsr_options = {"num_feat": 8, "num_block": 1, "upscale": 2}
+    edsr = construct_network("edsr", edsr_options)
+    edsr_weights = tmp_path / "edsr.pth"
+    save_weights(edsr_weights, edsr.state_dict(), None, {"backbone": "edsr", "options": edsr_options, "scale": 2})
+    assert cli_main(["export", str(edsr_weights), str(tmp_path / "edsr.safetensors"), "--layout", "original"]) == 2
+    assert not (tmp_path / "edsr.safetensors").exists()

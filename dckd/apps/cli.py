@@ -34,7 +34,7 @@ from dckd.config.reading import read_test_options
 from dckd.data.validate import validate_dataset
 from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
-from dckd.engine.setup import build_dataset, build_network
+from dckd.engine.setup import build_dataset, build_network, resolve_network_sources
 from dckd.engine.teacher_cache import build_cache
 from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import profile, selfcheck
@@ -131,6 +131,13 @@ def _add_export(commands) -> None:
         help="ONNX exporter: torch.onnx.export's TorchScript-based one (default) or dynamo (needs onnxscript)",
     )
     parser.add_argument("--tolerance", type=float, help="largest accepted difference to PyTorch (default: above)")
+    parser.add_argument(
+        "--layout",
+        choices=("dckd", "original"),
+        default="dckd",
+        help="safetensors key layout: dckd (BasicSR's, default) or original (the architecture's original code, "
+        "which spandrel, chaiNNer and ComfyUI read; RCAN differs)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
     add_network_choice_options(parser)
 
@@ -296,6 +303,7 @@ def _command_export(arguments) -> int:
         exporter=arguments.exporter,
         tolerance=arguments.tolerance,
         overwrite=arguments.overwrite,
+        layout=arguments.layout,
     )
     return 0
 
@@ -379,6 +387,7 @@ def _command_cache_teacher(arguments) -> int:
     config = read_config(arguments.config, arguments.overrides)
     if config.teacher is None or config.data.train is None:
         raise DckdError(f"{arguments.config}: a teacher and data.train are needed to build a teacher-output cache")
+    config = resolve_network_sources(config)
     dataset = build_dataset(
         config.data.train, config.data.scale, None, False, config.train.seed, alpha=config.data.alpha
     )

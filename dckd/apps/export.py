@@ -47,6 +47,7 @@ from dckd.engine.setup import network_from_weights
 from dckd.errors import ExportError
 from dckd.eval.profile import input_channels, native_output_silenced, photo_batch
 from dckd.files.weights import atomic_write
+from dckd.models.backbones import OFFICIAL_LAYOUTS, official_state_dict
 from dckd.models.backbones.nafnet import LocalAvgPool2d
 
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -76,6 +77,8 @@ KEY_LAYOUTS = {
     "restormer": "swz30/Restormer (basicsr/models/archs/restormer_arch.py)",
 }
 """The official code whose ``load_state_dict(strict=True)`` accepts a dckd backbone's state_dict as it is."""
+LAYOUTS = ("dckd", "original")
+"""Key layouts of a safetensors export: dckd's own (``KEY_LAYOUTS``) or the architecture's original code's."""
 
 
 @dataclass
@@ -157,18 +160,26 @@ def export_network(
     exporter: str = "torchscript",
     tolerance: float | None = None,
     overwrite: bool = False,
+    layout: str = "dckd",
     say: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export ``network`` (on the CPU) to ``path`` in ``format``, verify the file, then move it into place.
 
     ``record`` ({"backbone", "options"[, "scale"]}) is required for safetensors (its metadata); ``half`` writes
     float16 weights / a float16 graph (float16 input and output); ``opset`` and ``exporter`` are for ONNX;
-    ``tolerance`` overrides ``TOLERANCE``. Raises ``ExportError`` (no file written) when a check fails.
+    ``tolerance`` overrides ``TOLERANCE``; ``layout`` (safetensors) is ``dckd`` (BasicSR's keys, ``KEY_LAYOUTS``)
+    or ``original`` (the architecture's original code, which spandrel / chaiNNer / ComfyUI read:
+    ``dckd.models.backbones.official_state_dict``; RCAN differs). Raises ``ExportError`` (no file written) when
+    a check fails.
     """
     path = Path(path)
     format = format_for(path, format)
     if format != "onnx" and (opset is not None or exporter != "torchscript"):
         raise ExportError(f"--opset and --exporter are options of ONNX export, not of {format}")
+    if layout not in LAYOUTS:
+        raise ExportError(f"unknown key layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if layout != "dckd" and format != "safetensors":
+        raise ExportError(f"--layout is an option of safetensors export, not of {format}")
     if exporter not in EXPORTERS:
         raise ExportError(f"unknown ONNX exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
     if path.is_dir():
@@ -181,7 +192,7 @@ def export_network(
     check_exportable(network)
     result = ExportResult(path=path, format=format, dtype=dtype, tolerance=tolerance)
     if format == "safetensors":
-        write = _safetensors_writer(network, record, half, result)
+        write = _safetensors_writer(network, record, half, layout, result)
     elif format == "onnx":
         opset = DEFAULT_OPSET[exporter] if opset is None else int(opset)
         result.opset, result.exporter = opset, exporter
@@ -206,7 +217,7 @@ def describe(result: ExportResult) -> str:
     return "\n".join(lines)
 
 
-def _safetensors_writer(network: nn.Module, record: dict | None, half: bool, result: ExportResult):
+def _safetensors_writer(network: nn.Module, record: dict | None, half: bool, layout: str, result: ExportResult):
     if record is None:
         raise ExportError(
             "safetensors export needs the network's description (architecture and options) for its metadata; "
@@ -218,14 +229,22 @@ def _safetensors_writer(network: nn.Module, record: dict | None, half: bool, res
             "Export it without TLC and pass --tlc when loading it (ONNX and TorchScript build TLC into the graph)"
         )
     scale = int(record.get("scale") or getattr(network, "scale", 1))
-    layout = KEY_LAYOUTS.get(
-        record["backbone"], f"the state_dict of {type(network).__module__}.{type(network).__name__}"
-    )
-    metadata = weights_metadata(record, scale, result.dtype, layout)
+    if layout == "original":
+        try:
+            weights = official_state_dict(record["backbone"], network)
+        except ValueError as error:
+            raise ExportError(f"--layout original: {error}") from None
+        described = OFFICIAL_LAYOUTS[record["backbone"]]
+    else:
+        weights = network.state_dict()
+        described = KEY_LAYOUTS.get(
+            record["backbone"], f"the state_dict of {type(network).__module__}.{type(network).__name__}"
+        )
+    metadata = weights_metadata(record, scale, result.dtype, described)
     metadata["dckd_version"] = dckd.__version__
     state = {
         name: (tensor.half() if half and tensor.is_floating_point() else tensor).detach().contiguous().cpu()
-        for name, tensor in network.state_dict().items()
+        for name, tensor in weights.items()
     }
 
     def write(temporary: Path) -> None:

@@ -58,6 +58,8 @@ def _convert(value: Any, annotation: Any, path: str) -> Any:
                 return _convert(value, argument, path)
             except ConfigError as error:
                 errors.append(str(error))
+        if len(errors) == 1 and dataclasses.is_dataclass(next(a for a in arguments if a is not type(None))):
+            raise ConfigError(errors[0])  # ``Section | None`` given a mapping: what is wrong inside it
         raise ConfigError(f"{path}: expected {_type_name(annotation)}, got {value!r}")
     if origin is Literal:
         allowed = typing.get_args(annotation)

@@ -16,6 +16,7 @@ from dckd.config.loading import apply_overrides, from_dict, read_yaml, to_dict
 from dckd.errors import ConfigError
 from dckd.methods import METHODS
 from dckd.models.backbones import declared_scale, resolve
+from dckd.models.spandrel_network import SPANDREL_BACKBONE
 
 
 def _require(condition: bool, message: str) -> None:
@@ -32,8 +33,10 @@ class NetworkConfig:
     """A preset of ``dckd models`` (e.g. ``swinir_s_x4``); ``options`` override its constructor arguments."""
     backbone: str | None = None
     """Key of ``dckd.models.backbones.BACKBONES`` (``swinir``, ``rcan``, ``edsr``, ``nafnet``, ``restormer``), or
-    ``package.module:ClassName`` for your own ``nn.Module`` (imported explicitly by that path).
-    Implied by ``preset`` when omitted."""
+    ``package.module:ClassName`` for your own ``nn.Module`` (imported explicitly by that path), or (teacher only)
+    ``spandrel``: spandrel, when installed, detects one of its architectures (ESRGAN, SPAN, HAT, ...) from the
+    checkpoint's keys (docs/interop.md). Implied by ``preset`` when omitted; with neither, the checkpoint's dckd
+    network record names it, and a teacher checkpoint without one goes to spandrel."""
     options: dict[str, Any] = field(default_factory=dict)
     """Constructor keyword arguments, checked against the constructor's signature when the network is built."""
     checkpoint: str | None = None
@@ -46,11 +49,31 @@ class NetworkConfig:
     without ``checkpoint`` is otherwise an error: the student would learn from noise."""
 
     def __post_init__(self) -> None:
-        _require(self.preset is not None or self.backbone is not None, "preset: give a preset or a backbone")
+        _require(
+            self.preset is not None or self.backbone is not None or bool(self.checkpoint),
+            "preset: give a preset or a backbone (or a checkpoint whose dckd record names its network)",
+        )
         _require(
             not (self.random_init and self.checkpoint),
             f"random_init: true contradicts checkpoint {self.checkpoint!r}; keep one of them",
         )
+        _require(
+            self.preset is not None or self.backbone is not None or not self.options,
+            "options: they are constructor arguments of a backbone; give the backbone (or preset) with them",
+        )
+        if self.backbone == SPANDREL_BACKBONE:
+            _require(
+                self.preset is None,
+                f"preset: {self.preset!r} contradicts backbone: spandrel (spandrel detects the architecture)",
+            )
+            _require(
+                not self.options,
+                "options: spandrel reads the architecture's options from the checkpoint; remove them",
+            )
+            _require(
+                bool(self.checkpoint),
+                "checkpoint: backbone: spandrel detects the architecture from a weights file; give checkpoint",
+            )
 
 
 @dataclass
@@ -328,6 +351,11 @@ class Config:
         needs = self.needs
         if needs.teacher and self.teacher is None:
             raise ConfigError(f"method {self.method!r} needs a teacher: set the 'teacher' section")
+        if self.student.backbone == SPANDREL_BACKBONE:
+            raise ConfigError(
+                "student.backbone: spandrel loads frozen teachers only; the student must be a network dckd trains "
+                "and saves (a preset, a backbone, or package.module:Class)"
+            )
         if self.student.random_init:
             raise ConfigError(
                 "student.random_init: only a teacher takes this option (a student without checkpoint starts random)"

@@ -40,11 +40,20 @@ from dckd.engine.preflight import check_finite_weights, check_on_sample
 from dckd.engine.run_folder import RunFolderLock, check_writable, write_error
 from dckd.engine.run_log import Progress, RunLog
 from dckd.engine.schedules import learning_rate
-from dckd.engine.setup import build_dataset, build_method, build_network, build_optimizer, build_vqgan, network_record
+from dckd.engine.setup import (
+    build_dataset,
+    build_method,
+    build_network,
+    build_optimizer,
+    build_vqgan,
+    network_record,
+    resolve_network_sources,
+)
 from dckd.engine.teacher_cache import attach, check_applies
 from dckd.errors import CheckpointError, DatasetError, NonFiniteLossError, RunFolderBusyError
 from dckd.eval.restoration import autocast_context, evaluate_dataset, evaluation_protocol
 from dckd.models.averaging import freeze, frozen_copy, interpolate_, unwrap
+from dckd.models.spandrel_network import SpandrelNetwork
 
 
 class _StopRequest:
@@ -174,6 +183,8 @@ def train(
     # Relative path options are read from the working directory; the run records them absolute (config.yaml,
     # checkpoints), so that `dckd train RUN/config.yaml` reruns from any folder.
     config = absolute_paths(config)
+    # A network given only by its checkpoint: the file's dckd record names it, or spandrel detects a teacher.
+    config = resolve_network_sources(config)
     context = distributed.initialise(config.train.device)
     devices = [context.device] if context.device.type == "cuda" else []
     lock = RunFolderLock(config.run_dir)
@@ -244,7 +255,12 @@ def _train(
     student = student.to(device).train()
     teacher = vqgan = None
     if needs.teacher:
-        teacher = networks["teacher"] if "teacher" in networks else build_network(config.teacher, "teacher")
+        if "teacher" in networks:
+            teacher = networks["teacher"]
+        else:
+            teacher = build_network(config.teacher, "teacher", scale=scale)
+        if isinstance(teacher, SpandrelNetwork):
+            say(f"teacher: {teacher.summary(options.precision)}")
         teacher = freeze(teacher).to(device)
     if needs.vqgan:
         vqgan = freeze(networks["vqgan"] if "vqgan" in networks else build_vqgan(config.vqgan)).to(device)

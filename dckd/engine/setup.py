@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import math
@@ -25,6 +26,7 @@ from dckd.files.weights import check_state_dict_fits, extract_state_dict, load_s
 from dckd.methods import METHODS, Method, Parts
 from dckd.models import sizes
 from dckd.models.backbones import BACKBONES, KEY_CONVERTERS, resolve
+from dckd.models.spandrel_network import SPANDREL_BACKBONE, import_spandrel, load_spandrel_network
 from dckd.models.vqgan import VQGANEncoder, load_vqgan_encoder
 
 # --------------------------------------------------------------------------------------------------
@@ -188,6 +190,16 @@ def _skeleton(network_class: type[nn.Module], backbone: str, options: dict[str, 
         return None
 
 
+def _convert_layout(converter, state_dict: dict, network: nn.Module, description: str) -> dict:
+    """``converter(state_dict, network)`` (an official key layout to ours); what it cannot map, or a mean shift
+    that is not this network's, is a ``CheckpointError`` naming the file."""
+    try:
+        return converter(state_dict, network)
+    except (KeyError, ValueError) as error:
+        reason = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise CheckpointError(f"{description}: {reason}") from None
+
+
 def construct_network(
     backbone: str,
     options: dict[str, Any],
@@ -212,7 +224,7 @@ def construct_network(
     architecture = f"{description} ({backbone} {options})"
     if state_dict is not None and skeleton is not None:
         if converter is not None:
-            state_dict = converter(state_dict, skeleton)
+            state_dict = _convert_layout(converter, state_dict, skeleton, f"{source} for {architecture}")
         check_state_dict_fits(skeleton.state_dict(), state_dict, f"{source} for {architecture}", network_class.__name__)
     try:
         network = network_class(**options)
@@ -220,7 +232,7 @@ def construct_network(
         raise ConfigError(f"{description}: {error}") from None
     if state_dict is not None:
         if converter is not None and skeleton is None:
-            state_dict = converter(state_dict, network)
+            state_dict = _convert_layout(converter, state_dict, network, f"{source} for {architecture}")
         load_state_dict_strict(network, state_dict, f"{source} for {architecture}")
     return network
 
@@ -232,13 +244,82 @@ def _checkpoint_state_dict(path: str, key: str | None, content: Any = None) -> t
     return state_dict, f"checkpoint {path}" + (f" (entry {used!r})" if used else "")
 
 
-def build_network(spec: NetworkConfig, description: str = "network") -> nn.Module:
-    """Build the network a ``NetworkConfig`` describes and load its checkpoint strictly when given."""
+def build_network(spec: NetworkConfig, description: str = "network", scale: int | None = None) -> nn.Module:
+    """Build the network a ``NetworkConfig`` describes and load its checkpoint strictly when given.
+
+    ``backbone: spandrel`` lets spandrel detect the architecture from the checkpoint (``build_spandrel_network``;
+    ``scale``, the run's ``data.scale``, is checked against what spandrel read). A spec with only a checkpoint
+    must go through ``resolve_network_source`` first."""
+    if spec.backbone == SPANDREL_BACKBONE:
+        return build_spandrel_network(spec, description, scale)
     record = network_record(spec)
     if not spec.checkpoint:
         return construct_network(record["backbone"], record["options"], description)
     state_dict, source = _checkpoint_state_dict(spec.checkpoint, spec.checkpoint_key)
     return construct_network(record["backbone"], record["options"], description, state_dict, source)
+
+
+def build_spandrel_network(spec: NetworkConfig, description: str, scale: int | None = None) -> nn.Module:
+    """The network spandrel detects in ``spec.checkpoint``, read by dckd's safe reader (spandrel gets the
+    state_dict, never the file), wrapped by ``dckd.models.spandrel_network.SpandrelNetwork``; its scale, read by
+    spandrel from the weights, must be ``scale`` when given."""
+    state_dict, source = _checkpoint_state_dict(spec.checkpoint, spec.checkpoint_key)
+    network = load_spandrel_network(state_dict, f"{description} {source}")
+    if scale is not None and network.scale != scale:
+        raise ConfigError(
+            f"data.scale is {scale}, but the {description} in {spec.checkpoint} is a x{network.scale} "
+            f"{network.architecture} (spandrel reads the scale from the weights); set data.scale: {network.scale} "
+            f"or give a x{scale} {description}"
+        )
+    return network
+
+
+def stored_record(path: str | Path, content: Any) -> Any:
+    """The unchecked ``network`` record a file carries (check it with ``record_from_file``): a ``.pth``'s
+    ``network`` entry, or the metadata of a safetensors file dckd exported; None when there is none."""
+    if Path(str(path)).suffix.lower() == ".safetensors":
+        return network_spec(path)
+    return content.get("network") if isinstance(content, dict) else None
+
+
+def resolve_network_source(spec: NetworkConfig | None, role: str) -> NetworkConfig | None:
+    """``spec`` with its backbone filled in when it gives only a checkpoint (``teacher: {checkpoint: FILE}``).
+
+    - The file's dckd ``network`` record (a ``weights.pth`` or training checkpoint of dckd) names the backbone
+      and options: only dckd's ``BACKBONES`` (``record_from_file``).
+    - A file without a record: for the teacher, spandrel detects the architecture (``backbone: spandrel``); it
+      must import now, else the error says what to install or to name the network. For another role it is an
+      error: the network must be named.
+
+    Specs that name a preset or a backbone are returned as they are; nothing is built here.
+    """
+    if spec is None or spec.preset is not None or spec.backbone is not None:
+        return spec
+    raw_record = stored_record(spec.checkpoint, read_checkpoint(spec.checkpoint))
+    source = f"{role}.checkpoint {spec.checkpoint}"
+    if raw_record is not None:
+        record = record_from_file(raw_record, source)
+        return dataclasses.replace(spec, backbone=record["backbone"], options=record["options"])
+    if role != "teacher":
+        raise ConfigError(
+            f"{source}: the file does not say which network it holds (no dckd 'network' record); set {role}.preset "
+            f"or {role}.backbone (with {role}.options)"
+        )
+    import_spandrel(
+        f"{source}: the file does not say which network it holds (no dckd 'network' record), so dckd lets "
+        f"spandrel detect its architecture (or set {role}.preset / {role}.backbone to name the network). That"
+    )
+    return dataclasses.replace(spec, backbone=SPANDREL_BACKBONE)
+
+
+def resolve_network_sources(config: Config) -> Config:
+    """``config`` with the student and teacher specs through ``resolve_network_source`` (read once per run,
+    before anything is built; the run's config.yaml then records the backbone that was used)."""
+    student = resolve_network_source(config.student, "student")
+    teacher = resolve_network_source(config.teacher, "teacher") if config.needs.teacher else config.teacher
+    if student is config.student and teacher is config.teacher:
+        return config
+    return dataclasses.replace(config, student=student, teacher=teacher)
 
 
 @dataclass
@@ -283,9 +364,7 @@ def load_weights_network(
     if options is not None and not isinstance(options, dict):
         raise ConfigError(f"--options: expected a JSON object of constructor arguments, got {options!r}")
     content = read_checkpoint(path)
-    raw_record = content.get("network") if isinstance(content, dict) else None
-    if raw_record is None and Path(str(path)).suffix.lower() == ".safetensors":
-        raw_record = network_spec(path)  # dckd's safetensors keep the record in their metadata
+    raw_record = stored_record(path, content)
     record = None
     if raw_record is not None:
         user_class = backbone if backbone is not None and backbone not in BACKBONES else None
@@ -416,7 +495,7 @@ def build_method(
         total_iters=config.train.total_iters,
         ema_decay=config.train.ema_decay,
         student_backbone=network_record(config.student)["backbone"],
-        teacher_backbone=network_record(config.teacher)["backbone"] if config.teacher is not None else None,
+        teacher_backbone=network_record(config.teacher)["backbone"] if config.needs.teacher else None,
     )
     return METHODS[config.method].build(config.method_options, parts)
 

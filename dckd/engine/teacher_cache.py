@@ -129,7 +129,7 @@ def build_cache(config: Config, dataset, device: torch.device, say=print) -> Pat
     if (directory / "manifest.json").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
-    teacher = freeze(build_network(config.teacher, "teacher")).to(device)
+    teacher = freeze(build_network(config.teacher, "teacher", scale=config.data.scale)).to(device)
     total = len(dataset)
     for index in range(total):
         target = directory / _entry_name(dataset.gt_paths[index])

@@ -66,3 +66,21 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
         mode = "reflect" if pad_height < height else "replicate"
         image = F.pad(image, (0, 0, 0, pad_height), mode=mode)
     return image
+
+
+def pad_bottom_right(image: torch.Tensor, pad_height: int, pad_width: int) -> torch.Tensor:
+    """Pad the bottom of (N, C, H, W) ``image`` by ``pad_height`` rows and its right by ``pad_width`` columns.
+
+    Reflection as far as it reaches (side - 1 pixels), replication for the rest, as spandrel's own call does
+    (so a network spandrel loaded sees the same pixels under dckd as in chaiNNer). Returns ``image`` itself
+    when both pads are 0.
+    """
+    if pad_height < 0 or pad_width < 0:
+        raise ValueError(f"pads must be >= 0, got height {pad_height}, width {pad_width}")
+    height, width = image.shape[-2:]
+    reflect_height, reflect_width = min(pad_height, height - 1), min(pad_width, width - 1)
+    if reflect_height or reflect_width:
+        image = F.pad(image, (0, reflect_width, 0, reflect_height), mode="reflect")
+    if pad_height > reflect_height or pad_width > reflect_width:
+        image = F.pad(image, (0, pad_width - reflect_width, 0, pad_height - reflect_height), mode="replicate")
+    return image

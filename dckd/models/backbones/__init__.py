@@ -2,7 +2,9 @@
 
 ``BACKBONES`` maps a name to the class (official constructor arguments); ``PRESETS`` maps a preset name
 to (backbone, constructor kwargs) for the networks of the paper; ``KEY_CONVERTERS`` turns an official
-alternative key layout (EDSR-PyTorch names of the original RCAN / EDSR checkpoints) into ours.
+alternative key layout (EDSR-PyTorch names of the original RCAN / EDSR checkpoints) into ours, and
+``official_state_dict`` writes a network in the layout of its architecture's original code (what spandrel,
+the loader of chaiNNer and ComfyUI, detects).
 To add a backbone: write its module, import it here, add one entry to ``BACKBONES`` (and presets).
 """
 
@@ -12,6 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from dckd.errors import ConfigError
@@ -127,7 +130,11 @@ def _convert_rcan(state_dict: dict, network: nn.Module) -> dict:
     if not rcan.is_edsr_pytorch_layout(state_dict):
         return state_dict
     return rcan.convert_edsr_pytorch_state_dict(
-        state_dict, num_group=len(network.body), num_block=len(network.body[0].residual_group)
+        state_dict,
+        num_group=len(network.body),
+        num_block=len(network.body[0].residual_group),
+        img_range=network.img_range,
+        rgb_mean=network.rgb_mean,
     )
 
 
@@ -138,6 +145,61 @@ def _convert_edsr(state_dict: dict, network: nn.Module) -> dict:
 
 
 KEY_CONVERTERS: dict[str, Callable[[dict, nn.Module], dict]] = {"rcan": _convert_rcan, "edsr": _convert_edsr}
+
+
+OFFICIAL_LAYOUTS: dict[str, str] = {
+    "swinir": "the official SwinIR code's (dckd's own keys: nothing to convert)",
+    "nafnet": "the official NAFNet code's (dckd's own keys: nothing to convert)",
+    "restormer": "the official Restormer code's (dckd's own keys: nothing to convert)",
+    "rcan": "the official RCAN (EDSR-PyTorch) code's, with sub_mean/add_mean (rcan.to_edsr_pytorch_state_dict)",
+}
+"""The key layout ``official_state_dict`` writes for each backbone. EDSR is absent: its official EDSR-PyTorch
+layout is read (``KEY_CONVERTERS``) but not written, as no tool that loads dckd networks reads it (spandrel
+has no EDSR architecture)."""
+
+
+def official_state_dict(backbone: str, network: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of ``network`` (a dckd ``backbone``) in the key layout of the architecture's original code:
+    the layout spandrel 0.4.2 detects (docs/interop.md). dckd's ``weights.pth`` keeps BasicSR's layout; this is
+    for files meant for other tools. Tensors are detached, not copied.
+
+    RCAN is converted (``rcan.to_edsr_pytorch_state_dict``) and must have res_scale 1 and img_range 255,
+    which the official code and spandrel assume (they cannot read either from the file); SwinIR, NAFNet and
+    Restormer are returned as they are. Any other backbone is a ValueError naming those that have a layout.
+    """
+    if backbone not in OFFICIAL_LAYOUTS:
+        raise ValueError(
+            f"backbone {backbone!r} has no official layout dckd writes; backbones with one: {', '.join(OFFICIAL_LAYOUTS)}"
+        )
+    if not isinstance(network, BACKBONES[backbone]):
+        raise ValueError(f"official_state_dict: a {type(network).__name__} is not a dckd {backbone!r} network")
+    state_dict = {key: tensor.detach() for key, tensor in network.state_dict().items()}
+    if backbone != "rcan":
+        return state_dict
+    channels = (network.conv_first.in_channels, network.conv_last.out_channels)
+    if channels != (3, 3):
+        raise ValueError(
+            f"this RCAN maps {channels[0]} to {channels[1]} channels; the official layout's mean shift is for RGB "
+            "(3 to 3): only RGB networks can be written"
+        )
+    res_scales = {block.res_scale for group in network.body for block in group.residual_group}
+    if res_scales != {1}:
+        raise ValueError(
+            f"this RCAN has res_scale {sorted(res_scales)}; the official RCAN code (and spandrel) ignore res_scale, "
+            "so a file in their layout would compute another function: only res_scale 1 can be written"
+        )
+    if network.img_range != 255:
+        raise ValueError(
+            f"this RCAN has img_range {network.img_range}; the official RCAN code reads its files with rgb_range 255 "
+            "(spandrel cannot read another from the file): only img_range 255 can be written"
+        )
+    return rcan.to_edsr_pytorch_state_dict(
+        state_dict,
+        num_group=len(network.body),
+        num_block=len(network.body[0].residual_group),
+        img_range=network.img_range,
+        rgb_mean=network.rgb_mean,
+    )
 
 
 def resolve(

@@ -5,7 +5,8 @@
 - ``mean_tensor``: the dataset RGB mean as a (1, C, 1, 1) tensor, which every network here subtracts before
   the first conv and adds back after the last.
 - ``drop_mean_shift``: check and remove the ``sub_mean``/``add_mean`` 1x1 convs that EDSR-PyTorch style
-  checkpoints (official EDSR and RCAN releases) carry, since our networks compute the mean shift directly.
+  checkpoints (official EDSR and RCAN releases) carry, since our networks compute the mean shift directly;
+  ``mean_shift_state_dict`` writes them (the inverse, for files in the official layout).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "Upsample",
     "check_pixel_shuffle_scale",
     "drop_mean_shift",
+    "mean_shift_state_dict",
     "mean_tensor",
     "pad_to_multiple",
 ]
@@ -127,6 +129,26 @@ def drop_mean_shift(
                 "the img_range and rgb_mean this checkpoint was trained with"
             )
     return {key: value for key, value in state_dict.items() if not key.startswith(("sub_mean.", "add_mean."))}
+
+
+def mean_shift_state_dict(img_range: float, rgb_mean: Sequence[float]) -> dict[str, torch.Tensor]:
+    """The EDSR-PyTorch ``sub_mean``/``add_mean`` 1x1 convs (float32) that compute this network's mean shift on
+    images in [0, img_range]: weight eye(3), bias ``-img_range * mean`` and ``+img_range * mean`` (rgb_std = 1).
+
+    The inverse of ``drop_mean_shift``: it accepts exactly what this returns. The official layout shifts three
+    channels, so ``rgb_mean`` must hold three values (ValueError otherwise).
+    """
+    mean = [float(value) for value in rgb_mean]
+    if len(mean) != 3:
+        raise ValueError(f"rgb_mean={list(rgb_mean)}: the EDSR-PyTorch mean shift needs one value per RGB channel")
+    weight = torch.eye(3, dtype=torch.float32).view(3, 3, 1, 1)
+    shift = float(img_range) * torch.tensor(mean, dtype=torch.float64)
+    return {
+        "sub_mean.weight": weight.clone(),
+        "sub_mean.bias": (-shift).float(),
+        "add_mean.weight": weight.clone(),
+        "add_mean.bias": shift.float(),
+    }
 
 
 def convert_pixel_shuffle_tail(key: str, new_prefix: str, old_prefix: str = "tail.0.") -> str | None:

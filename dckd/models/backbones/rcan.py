@@ -25,6 +25,9 @@ the EDSR-PyTorch names; ``convert_edsr_pytorch_state_dict`` maps them to ours (g
 
 The official code computes the mean shift as frozen 1x1 convs on [0, 255] images and does not apply
 ``res_scale`` inside RCAB; with res_scale=1 (every released RCAN) both are the same function as ours.
+``to_edsr_pytorch_state_dict`` is the inverse (the same table read right to left, plus the mean-shift convs):
+it writes a dckd RCAN in the layout of the official code, the only RCAN layout spandrel (the loader of
+chaiNNer and ComfyUI) detects; ``dckd.models.backbones.official_state_dict`` applies it to a network.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dckd.models.backbones.common import (
     check_pixel_shuffle_scale,
     convert_pixel_shuffle_tail,
     drop_mean_shift,
+    mean_shift_state_dict,
     mean_tensor,
 )
 
@@ -126,6 +130,8 @@ class RCAN(nn.Module):
         self.size_multiple: int = 1
         """Any input size works (fully convolutional)."""
         self.img_range = img_range
+        self.rgb_mean: tuple[float, ...] = tuple(float(value) for value in rgb_mean)
+        """The mean as given (the official layout's mean-shift convs are written from it)."""
         # Non-persistent: follows .to(), absent from checkpoints (BasicSR keeps it as a plain attribute).
         self.register_buffer("mean", mean_tensor(rgb_mean, num_in_ch, num_out_ch), persistent=False)
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
@@ -217,6 +223,68 @@ def _convert_key(key: str, num_group: int, num_block: int) -> str | None:
     if block < num_block and rest in _BLOCK_PARAMETER:
         return f"body.{group}.residual_group.{block}.{_BLOCK_PARAMETER[rest]}.{parameter}"
     return None
+
+
+# The same table, BasicSR side first: (BasicSR name inside an RCAB, EDSR-PyTorch name inside its body).
+_BASICSR_BLOCK_KEY = re.compile(r"body\.(\d+)\.residual_group\.(\d+)\.(.+)")
+_BASICSR_GROUP_CONV = re.compile(r"body\.(\d+)\.conv")
+_UPSAMPLE_KEY = re.compile(r"upsample\.(\d+)")
+_BLOCK_PARAMETER_INVERSE = {basicsr: official for official, basicsr in _BLOCK_PARAMETER.items()}
+
+
+def to_edsr_pytorch_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    num_group: int,
+    num_block: int,
+    img_range: float = 255.0,
+    rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
+) -> dict[str, torch.Tensor]:
+    """Rename this module's (BasicSR) RCAN state_dict to the official EDSR-PyTorch layout and add the
+    ``sub_mean``/``add_mean`` convs for ``img_range`` and ``rgb_mean``: the inverse of
+    ``convert_edsr_pytorch_state_dict`` (which gives back exactly ``state_dict`` from the result).
+
+    Pure: the input is not modified and its tensors are not copied. Any key outside the table in the module
+    docstring, or naming a group/block beyond ``num_group``/``num_block``, raises a KeyError naming it.
+    The official code reads the file as a network on [0, rgb_range] images that ignores ``res_scale``: the
+    result computes this network's function there only when res_scale is 1 and rgb_range is ``img_range``
+    (spandrel assumes 255); ``official_state_dict`` checks both on a built network.
+    """
+    converted = mean_shift_state_dict(img_range, rgb_mean)
+    for key, tensor in state_dict.items():
+        if key.startswith(("sub_mean.", "add_mean.")):
+            raise KeyError(f"{key!r} is already an EDSR-PyTorch key: the state_dict is not in the BasicSR RCAN layout")
+        new_key = _official_key(key, num_group, num_block)
+        if new_key is None:
+            raise KeyError(
+                f"cannot map key {key!r} of a BasicSR RCAN with num_group={num_group}, num_block={num_block} to "
+                "the EDSR-PyTorch layout (expected conv_first.*, body.<g>.residual_group.<b>.rcab.{0,2,"
+                "3.attention.1,3.attention.3}.*, body.<g>.conv.*, conv_after_body.*, upsample.<i>.*, conv_last.*)"
+            )
+        converted[new_key] = tensor
+    return converted
+
+
+def _official_key(key: str, num_group: int, num_block: int) -> str | None:
+    """The EDSR-PyTorch name of one BasicSR key, or None when the table has no row for it."""
+    name, _, parameter = key.rpartition(".")
+    if parameter not in ("weight", "bias"):
+        return None
+    fixed = {"conv_first": "head.0", "conv_last": "tail.1", "conv_after_body": f"body.{num_group}"}
+    if name in fixed:
+        return f"{fixed[name]}.{parameter}"
+    upsample = _UPSAMPLE_KEY.fullmatch(name)
+    if upsample is not None:
+        return f"tail.0.{upsample.group(1)}.{parameter}"
+    group_conv = _BASICSR_GROUP_CONV.fullmatch(name)
+    if group_conv is not None and int(group_conv.group(1)) < num_group:
+        return f"body.{group_conv.group(1)}.body.{num_block}.{parameter}"
+    block = _BASICSR_BLOCK_KEY.fullmatch(name)
+    if block is None or int(block.group(1)) >= num_group or int(block.group(2)) >= num_block:
+        return None
+    official = _BLOCK_PARAMETER_INVERSE.get(block.group(3))
+    if official is None:
+        return None
+    return f"body.{block.group(1)}.body.{block.group(2)}.{official}.{parameter}"
 
 
 PRESETS: dict[str, dict] = {
