@@ -64,6 +64,10 @@ def test_demo_writes_the_report_with_statistics_over_seeds(tmp_path: Path, capsy
     page = (report / "index.html").read_text()
     assert "psnr_curve.png" in page and all(f"crops/{crop.name}" in page for crop in crops)
     assert (report / "runs" / "seed4" / "dckd" / "weights.pth").is_file()
+    profile = {row["label"]: row for row in document["profile"]["rows"]}
+    assert profile["Teacher"]["parameters"] == statistics["Teacher"]["parameters"]
+    assert profile["Student (any method)"]["parameters"] == statistics["DCKD"]["parameters"]
+    assert "The student against the teacher" in markdown
     assert "DCKD" in capsys.readouterr().out
 
 

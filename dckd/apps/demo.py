@@ -31,6 +31,7 @@ from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
 from dckd.engine.setup import construct_network
 from dckd.errors import DckdError
+from dckd.eval.profile import markdown_table, profile_networks, report_dict
 from dckd.eval.restoration import evaluate_dataset
 from dckd.files.weights import atomic_write, load_network_weights
 from dckd.methods import METHODS
@@ -321,6 +322,20 @@ def run_demo(
             "differences": demo_report.differences(statistics, list(runs), references),
         }
 
+    # ---- the student against the teacher: size, speed, memory (every student shares one architecture)
+    first_student = construct_network(DEMO_STUDENT["backbone"], {**DEMO_STUDENT["options"], "upscale": scale})
+    load_network_weights(
+        first_student, next(iter(runs.values()))[0] / "weights.pth", key="params", architecture="demo student"
+    )
+    profile_report = profile_networks(
+        [first_student, teacher_network],
+        ["Student (any method)", "Teacher"],
+        input_size=(64, 64),
+        device=torch_device,
+        repeats=20,
+        warmup=3,
+    )
+
     # ---- the report
     command_seconds = time.monotonic() - started_command
     seed_text = f"seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else f"seed {seeds[0]}"
@@ -356,7 +371,10 @@ def run_demo(
         ],
         "validation_curves": demo_report.validation_curves(runs),
     }
-    tables = demo_report.markdown(document)
+    document["profile"] = report_dict(profile_report)
+    tables = (
+        demo_report.markdown(document) + "\n### The student against the teacher\n\n" + markdown_table(profile_report)
+    )
     print("\n" + tables)
     atomic_write(report / "table.md", lambda path: path.write_text(tables, encoding="utf-8"))
     atomic_write(report / "table.json", lambda path: path.write_text(json.dumps(document, indent=2), encoding="utf-8"))
