@@ -24,7 +24,7 @@ from dckd.config.loading import dump_yaml
 from dckd.config.paths import absolute_paths
 from dckd.config.schema import Config
 from dckd.data.sampler import seed_for
-from dckd.engine import distributed, feed
+from dckd.engine import distributed, feed, host_memory
 from dckd.engine.checkpoints import (
     check_identity,
     latest_valid_checkpoint,
@@ -201,6 +201,9 @@ def _train(
         check_writable(run_dir)
     if distributed.broadcast_object(run_dir.is_dir(), context):  # rank 0's view decides (one collective)
         _lock(lock, context, say)
+
+    if options.keep_freed_host_memory:
+        host_memory.keep_freed_host_memory()
 
     # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
     # draws from seed + r (drop-path). Data order and augmentations depend on the sample keys only.
