@@ -10,9 +10,11 @@ import torch
 from conftest import TINY_VQGAN, write_images
 
 from dckd.apps.cli import main
-from dckd.apps.demo import DEMO_TEACHER
+from dckd.apps.demo import DEMO_TEACHER, codebook_path, demo_config, teacher_path
+from dckd.engine import host_memory
 from dckd.engine.setup import construct_network
 from dckd.files.paths import ASSETS
+from dckd.methods.dckd.method import DCKDOptions
 from dckd.models.vqgan import VQGANEncoder
 
 
@@ -32,6 +34,7 @@ def test_demo_writes_the_report_with_statistics_over_seeds(tmp_path: Path, capsy
     eval_folder = write_images(tmp_path / "my_photos", 2, 48, 36)
     arguments = ["demo", "--iterations", "2", "--batch-size", "2", "--patch", "16", "--seeds", "3,4"]
     arguments += ["--report", str(report), "--teacher", str(teacher), "--codebook", str(codebook), "--device", "cpu"]
+    arguments += ["--set", "dckd.contrastive_start_iters=1"]  # the demo's quarter of 2 iterations would be 0
     assert main([*arguments, "--eval-data", str(eval_folder), "--validate-every", "1"]) == 0
     document = json.loads((report / "table.json").read_text())
     assert document["seeds"] == [3, 4] and document["iterations"] == 2 and document["scale"] == 4
@@ -69,6 +72,24 @@ def test_demo_writes_the_report_with_statistics_over_seeds(tmp_path: Path, capsy
     assert profile["Student (any method)"]["parameters"] == statistics["DCKD"]["parameters"]
     assert "The student against the teacher" in markdown
     assert "DCKD" in capsys.readouterr().out
+    assert "contrastive term from iteration 1 on (dckd.contrastive_start_iters, beyond the paper" in markdown
+
+
+def test_the_demo_dckd_has_the_paper_loss_weights_and_says_what_is_beyond_the_paper(tmp_path: Path) -> None:
+    arguments = (4, 400, 0, tmp_path, 8, 24, "cpu", teacher_path(4), codebook_path())
+    config = demo_config("dckd", *arguments)
+    paper = DCKDOptions()  # the defaults are the paper's main setting (configs/sr/*_dckd.yaml)
+    options = config.dckd
+    assert (options.contrastive_weight, options.codebook_weight, options.kd_weight, options.layer_weights) == (
+        paper.contrastive_weight,
+        paper.codebook_weight,
+        paper.kd_weight,
+        tuple(paper.layer_weights),
+    )
+    assert options.contrastive_weight > 0 and options.codebook_weight > 0, "every DCKD term is on"
+    assert options.contrastive_start_iters == 100 and options.contrastive_ramp_iters == 0  # a quarter of the run
+    assert config.train.keep_freed_host_memory is host_memory.available() and config.train.channels_last
+    assert demo_config("dckd", *arguments, ["dckd.contrastive_start_iters=0"]).dckd.contrastive_start_iters == 0
 
 
 def test_demo_errors_are_clear(tmp_path: Path, capsys) -> None:
