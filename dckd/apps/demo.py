@@ -32,6 +32,7 @@ from dckd.engine.distributed import resolve_device
 from dckd.engine.loop import train
 from dckd.engine.setup import construct_network
 from dckd.errors import DckdError
+from dckd.eval import comparison
 from dckd.eval.profile import markdown_table, profile_networks, report_dict
 from dckd.eval.restoration import evaluate_dataset
 from dckd.files.weights import atomic_write, load_network_weights
@@ -315,7 +316,7 @@ def run_demo(
         for entries in per_seed.values():
             for entry in entries:
                 entry.pop("outputs", None)
-        statistics = demo_report.method_statistics(per_seed)
+        statistics = comparison.method_statistics(per_seed)
         for label, entry in statistics.items():
             entry["trained"] = label in runs
             entry["train_seconds"] = timings.get(label)
@@ -333,7 +334,7 @@ def run_demo(
         evaluations[set_name] = {
             "photos": len(dataset),
             "methods": statistics,
-            "differences": demo_report.differences(statistics, list(runs), references),
+            "differences": comparison.differences(statistics, list(runs), references),
         }
 
     # ---- the student against the teacher: size, speed, memory (every student shares one architecture)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,70 +19,7 @@ from matplotlib.figure import Figure
 
 from dckd.engine.run_log import read_log
 from dckd.eval.restoration import score_image
-from dckd.eval.statistics import Difference, paired_difference, summarize
 from dckd.files.weights import atomic_write
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Statistics of one evaluation set
-# ------------------------------------------------------------------------------------------------------------------
-def method_statistics(per_seed: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
-    """{label: {"psnr": {"mean", "std"}, "ssim": ..., "per_seed": [...], "photos": {name: mean PSNR}}} from
-    ``per_seed[label]`` = one ``{"seed", "psnr", "ssim", "images": [{"name", "psnr", "ssim"}]}`` per seed."""
-    statistics = {}
-    for label, runs in per_seed.items():
-        psnr, ssim = summarize([run["psnr"] for run in runs]), summarize([run["ssim"] for run in runs])
-        names = [image["name"] for image in runs[0]["images"]]
-        photos = {
-            name: sum(run["images"][index]["psnr"] for run in runs) / len(runs) for index, name in enumerate(names)
-        }
-        statistics[label] = {
-            "psnr": {"mean": psnr.mean, "std": psnr.std},
-            "ssim": {"mean": ssim.mean, "std": ssim.std},
-            "seeds": [run["seed"] for run in runs],
-            "per_seed": runs,
-            "photos": photos,
-        }
-    return statistics
-
-
-def differences(statistics: dict[str, dict], students: Sequence[str], references: Sequence[str]) -> dict[str, dict]:
-    """Paired PSNR differences of every student against every reference: over seeds (the seeds' mean PSNRs) and
-    over photos (each photo's PSNR averaged over the seeds)."""
-    result = {}
-    for reference in references:
-        if reference not in statistics:
-            continue
-        for student in students:
-            if student == reference or student not in statistics:
-                continue
-            if student in references and list(references).index(student) < list(references).index(reference):
-                continue  # Scratch - Logits is Logits - Scratch negated
-            a, b = statistics[student], statistics[reference]
-            over_seeds = paired_difference(
-                [run["psnr"] for run in a["per_seed"]], [run["psnr"] for run in b["per_seed"]]
-            )
-            names = list(a["photos"])
-            over_photos = paired_difference(
-                [a["photos"][name] for name in names], [b["photos"][name] for name in names]
-            )
-            result[f"{student} - {reference}"] = {
-                "over_seeds": _difference(over_seeds),
-                "over_photos": _difference(over_photos),
-            }
-    return result
-
-
-def _difference(difference: Difference) -> dict[str, Any]:
-    return {
-        "mean": difference.mean,
-        "std": difference.std,
-        "count": difference.count,
-        "low": difference.low,
-        "high": difference.high,
-        "exceeds_spread": difference.exceeds_spread,
-        "text": str(difference),
-    }
 
 
 # ------------------------------------------------------------------------------------------------------------------
