@@ -170,7 +170,6 @@ def demo_config(
             "vqgan_input_range": "minus_one_one",
             "history": history,
             "lcr_weight": 1.0 if method == "dckd_star" else 0.0,
-            "vqgan_chunk_images": batch_size,  # frozen VQGAN passes one batch at a time: cache-friendly on a CPU
             # Beyond the paper: no contrastive term for the first quarter of the run. Chosen on the validation
             # photos (docs/demo.md): from the first iteration the term pushes a random student away from its
             # own copy and costs 0.8 dB at iteration 100; 400 iterations, seed 0: 28.07 dB without, 28.16 with.

@@ -118,7 +118,8 @@ class DCKDOptions(ReconstructionOptions):
     """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
     vqgan_chunk_images: int = 0
     """How the frozen VQGAN passes run (the result is the same): on all their images at once (0, best on GPUs),
-    or this many images at a time (CPU: small chunks stay in the caches; the demo uses its batch size)."""
+    or this many images at a time (fewer activations alive at once: less memory, and on a CPU whose freed memory
+    goes back to the system, faster; see ``VQGANSpace._chunks``)."""
     contrastive_start_iters: int = 0
     """Beyond the paper (0 = the paper: on from the first iteration): the contrastive term is off, and not
     computed, during the first this many iterations, while the history model is still (nearly) the student."""
