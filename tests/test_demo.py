@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import TINY_VQGAN, write_images
 
+from dckd.apps import demo_report
 from dckd.apps.cli import main
 from dckd.apps.demo import DEMO_TEACHER, codebook_path, demo_config, teacher_path
 from dckd.engine import host_memory
@@ -149,3 +150,14 @@ def test_demo_overrides_reach_only_their_method(tmp_path: Path) -> None:
     assert '"codebook"' in dckd_log and '"contrastive"' not in dckd_log
     assert '"lr": 0.001' in (report / "runs" / "seed0" / "scratch" / "log.jsonl").read_text()
     assert "dckd.contrastive_weight=0" in json.loads((report / "table.json").read_text())["context"]
+
+
+def test_loss_curves_include_a_term_that_starts_later() -> None:
+    records = [
+        {"iter": 10, "lr": 1e-3, "loss": 0.3, "kd": 0.1},
+        {"iter": 20, "lr": 1e-3, "loss": 0.2, "kd": 0.05, "contrastive": 0.02, "seconds_per_iter": 0.1},
+        {"iter": 30, "lr": 1e-3, "loss": 0.1, "kd": 0.04, "contrastive": 0.01},
+    ]
+    terms = demo_report.logged_terms(records)
+    assert list(terms) == ["loss", "kd", "contrastive"]
+    assert terms["contrastive"] == ([20, 30], [0.02, 0.01]) and terms["loss"] == ([10, 20, 30], [0.3, 0.2, 0.1])

@@ -75,6 +75,15 @@ def markdown(document: dict) -> str:
 # ------------------------------------------------------------------------------------------------------------------
 # Figures
 # ------------------------------------------------------------------------------------------------------------------
+def logged_terms(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """{term: (iterations, values)} for every loss term any training record has, in the order the terms first
+    appear, each where it was logged (a term that starts later, e.g. a delayed contrastive term, included)."""
+    terms = dict.fromkeys(key for record in records for key in record if key not in ("iter", "lr", "seconds_per_iter"))
+    return {
+        term: ([r["iter"] for r in records if term in r], [r[term] for r in records if term in r]) for term in terms
+    }
+
+
 def plot_loss_curves(path: Path, runs: dict[str, Path]) -> None:
     """Every logged loss term of each method's run (log scale)."""
     figure = Figure(figsize=(4.2 * len(runs), 3.2))
@@ -82,9 +91,8 @@ def plot_loss_curves(path: Path, runs: dict[str, Path]) -> None:
     axes = figure.subplots(1, len(runs), squeeze=False)
     for axis, (label, run_dir) in zip(axes[0], runs.items()):
         records = [record for record in read_log(run_dir / "log.jsonl") if "loss" in record]
-        terms = [key for key in records[0] if key not in ("iter", "lr", "seconds_per_iter")]
-        for term in terms:
-            axis.plot([r["iter"] for r in records], [r[term] for r in records], label=term)
+        for term, (iterations, values) in logged_terms(records).items():
+            axis.plot(iterations, values, label=term)
         axis.set_yscale("log")
         axis.set_title(label)
         axis.set_xlabel("iteration")
