@@ -22,6 +22,7 @@ from dckd.apps.inference import (
     add_infer_options,
     add_network_choice_options,
     add_network_options,
+    evaluate_as_asked,
     load_chosen_network,
     network_for_inference,
     plan_test,
@@ -41,7 +42,7 @@ from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import profile, selfcheck
 from dckd.eval.model_table import model_table
 from dckd.eval.report import dataset_from_folder, write_results
-from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
+from dckd.eval.restoration import evaluation_protocol
 from dckd.files.paths import resolve_path
 
 OPTIONS_SUFFIXES = (".yml", ".yaml")
@@ -217,18 +218,8 @@ def _command_test(arguments) -> int:
     plan = plan_test(arguments, datasets)
     rows = []
     for dataset in datasets:
-        result = evaluate_dataset(
-            loaded.network,
-            dataset,
-            scale,
-            device,
-            y_channel,
-            crop_border,
-            arguments.tile,
-            arguments.tile_overlap,
-            arguments.self_ensemble,
-            arguments.precision,
-            keep_outputs=bool(arguments.save_images),
+        result = evaluate_as_asked(
+            loaded.network, dataset, scale, device, y_channel, crop_border, arguments, bool(arguments.save_images)
         )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, scale, plan)
@@ -270,18 +261,8 @@ def _command_test_options(arguments) -> int:
     plan = plan_test(arguments, datasets)
     rows = []
     for dataset in datasets:
-        result = evaluate_dataset(
-            network,
-            dataset,
-            options.scale,
-            device,
-            y_channel,
-            crop_border,
-            arguments.tile,
-            arguments.tile_overlap,
-            arguments.self_ensemble,
-            arguments.precision,
-            keep_outputs=bool(arguments.save_images),
+        result = evaluate_as_asked(
+            network, dataset, options.scale, device, y_channel, crop_border, arguments, bool(arguments.save_images)
         )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, options.scale, plan)

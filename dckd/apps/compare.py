@@ -17,12 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
-from dckd.apps.inference import add_network_options, load_chosen_network
+from dckd.apps.inference import add_network_options, evaluate_as_asked, load_chosen_network
 from dckd.engine.distributed import resolve_device
 from dckd.errors import ConfigError
 from dckd.eval import comparison
 from dckd.eval.report import dataset_from_folder
-from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
+from dckd.eval.restoration import evaluation_protocol
 from dckd.files.outputs import OutputPlan
 from dckd.files.paths import resolve_path
 
@@ -104,18 +104,7 @@ def run_compare(arguments) -> int:
         for label, runs in networks.items():
             for path, loaded in runs:
                 network = loaded.network.to(device)
-                result = evaluate_dataset(
-                    network,
-                    dataset,
-                    scale,
-                    device,
-                    y_channel,
-                    crop_border,
-                    arguments.tile,
-                    arguments.tile_overlap,
-                    arguments.self_ensemble,
-                    arguments.precision,
-                )
+                result = evaluate_as_asked(network, dataset, scale, device, y_channel, crop_border, arguments)
                 loaded.network = network.cpu()
                 images = [{"name": score.name, "psnr": score.psnr, "ssim": score.ssim} for score in result["images"]]
                 per_run.setdefault(label, []).append(
