@@ -234,13 +234,14 @@ def test_smoke_presets_need_nothing_and_are_small() -> None:
             assert config.data.train.kind == "synthetic" and config.data.scale == 1
             assert config.data.train.gt_dir == "dckd:bundled/train/HR"
             assert [spec.kind for spec in config.data.validation] == ["synthetic"]
+            assert [spec.gt_dir for spec in config.data.validation] == ["dckd:bundled/val/HR"]
             assert config.evaluation.y_channel == (config.data.task == "derain")
             assert config.train.total_iters <= 40 and config.data.num_workers == 0
             if config.vqgan is not None:
                 assert config.vqgan.checkpoint == "dckd:weights/demo_codebook.pth"
             continue
         assert config.data.train.kind == "bundled" and config.data.train.split == "train"
-        assert [(spec.kind, spec.split) for spec in config.data.validation] == [("bundled", "test")]
+        assert [(spec.kind, spec.split) for spec in config.data.validation] == [("bundled", "val")]  # never test
         assert config.train.total_iters <= 40 and config.data.batch_size == 4 and config.data.num_workers == 0
         assert config.data.lq_patch_size == 24 and not config.train.tensorboard and config.output_dir == "runs/smoke"
         if config.teacher is not None:

@@ -266,3 +266,46 @@ def test_dckd_state_restores_the_negatives_bit_for_bit() -> None:
     again = second(batch())
     for name in ("contrastive", "codebook", "lcr"):
         assert torch.equal(expected[name], again[name]), name
+
+
+def test_contrastive_schedule_beyond_the_paper_skips_then_ramps_and_resumes() -> None:
+    student, teacher, vqgan = networks()
+    method = make("dckd", student, teacher, vqgan, contrastive_start_iters=2, contrastive_ramp_iters=4)
+    history_calls = CallCounter(method.history.network)
+    for iteration in (1, 2):  # off: not computed, the history model does not run
+        assert "contrastive" not in method(batch())
+        method.after_step(iteration, student, None)
+    assert history_calls.calls == 0
+    plain = make("dckd", student, teacher, vqgan)
+    reference = plain(batch())["contrastive"]
+    plain.generator.set_state(method.generator.get_state())
+    factors = []
+    for iteration in (3, 4, 5, 6, 7):
+        factors.append(method.contrastive_factor())
+        assert "contrastive" in method(batch())
+        method.after_step(iteration, student, None)
+    assert factors == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert history_calls.calls == 5 and reference.item() > 0
+    restored = make("dckd", student, teacher, vqgan, contrastive_start_iters=2, contrastive_ramp_iters=4)
+    restored.load_state_dict(copy.deepcopy(method.state_dict()))
+    assert restored.steps == 7 and restored.contrastive_factor() == 1.0
+
+
+def test_chunked_frozen_vqgan_passes_give_the_same_features_and_logits() -> None:
+    from dckd.methods.dckd.feature_space import VQGANSpace
+
+    _, _, vqgan = networks()
+    images = torch.rand(7, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    whole, chunked = VQGANSpace(vqgan, "minus_one_one"), VQGANSpace(vqgan, "minus_one_one", chunk_images=3)
+    with torch.no_grad():
+        (features, logits), (chunk_features, chunk_logits) = (
+            whole.features_and_code_logits(images),
+            chunked.features_and_code_logits(images),
+        )
+        assert len(chunked._chunks(images)) == 3
+        for level, (a, b) in enumerate(zip(features, chunk_features)):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=f"level {level}")  # other conv algorithms
+        torch.testing.assert_close(chunk_logits, logits, rtol=1e-5, atol=1e-4)
+        for a, b in zip(whole.features(images), chunked.features(images)):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert len(chunked._chunks(images.requires_grad_())) == 1  # a pass with gradients is never split

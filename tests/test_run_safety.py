@@ -17,7 +17,7 @@ import yaml
 from conftest import tiny_edsr, tiny_run_config, write_images
 
 from dckd.apps.cli import main
-from dckd.engine import loop
+from dckd.engine import feed, loop
 from dckd.engine.checkpoints import list_checkpoints, load_checkpoint
 from dckd.engine.run_folder import LOCK_NAME
 from dckd.models.backbones import BACKBONES
@@ -252,7 +252,7 @@ def test_a_run_where_every_loss_is_non_finite_never_ends_done(tmp_path, image_fo
 # --------------------------------------------------------------------------------------------------
 def break_after_check(monkeypatch, damage) -> None:
     """Call ``damage()`` right after the engine's data check (a file that goes bad during the run)."""
-    original = loop.check_dataset
+    original = feed.check_dataset
     calls = {"count": 0}
 
     def check_then_damage(*args, **kwargs):
@@ -262,7 +262,7 @@ def break_after_check(monkeypatch, damage) -> None:
             damage()
         return result
 
-    monkeypatch.setattr(loop, "check_dataset", check_then_damage)
+    monkeypatch.setattr(feed, "check_dataset", check_then_damage)
 
 
 def test_a_validation_file_going_bad_mid_run_saves_progress_and_resumes(tmp_path, image_folder, capsys, monkeypatch):
@@ -294,7 +294,7 @@ def test_a_training_file_deleted_mid_run_saves_progress(tmp_path, capsys, monkey
     raw["train"].update(total_iters=30, checkpoint_every_iters=100)
     config = write_config(tmp_path, raw)
     state = {"calls": 0}
-    original = loop._to_device
+    original = feed.on_device
 
     def move_then_delete(*args, **kwargs):
         state["calls"] += 1
@@ -302,7 +302,7 @@ def test_a_training_file_deleted_mid_run_saves_progress(tmp_path, capsys, monkey
             (images / "0001.png").unlink()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "_to_device", move_then_delete)
+    monkeypatch.setattr(feed, "on_device", move_then_delete)
     message = one_line_error(capsys, main(["train", str(config)]))
     assert "0001.png" in message and "is saved" in message
     saved = list_checkpoints(tmp_path / "runs" / "run")
@@ -327,7 +327,7 @@ def test_a_truncated_teacher_cache_entry_is_named_and_progress_is_saved(tmp_path
         return directory
 
     batches = {"count": 0}
-    original_to_device = loop._to_device
+    original_to_device = feed.on_device
 
     def truncate_later(*args, **kwargs):
         batches["count"] += 1
@@ -337,7 +337,7 @@ def test_a_truncated_teacher_cache_entry_is_named_and_progress_is_saved(tmp_path
         return original_to_device(*args, **kwargs)
 
     monkeypatch.setattr(loop, "attach", attach_then_truncate)
-    monkeypatch.setattr(loop, "_to_device", truncate_later)
+    monkeypatch.setattr(feed, "on_device", truncate_later)
     message = one_line_error(capsys, main(["train", str(config)]))
     assert f"teacher-output cache entry {truncated['path']}" in message and "truncated or corrupt" in message
     assert "mmap length" not in message.split("(", 1)[0]

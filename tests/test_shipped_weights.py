@@ -37,8 +37,14 @@ def test_shipped_teacher_loads_strictly_and_beats_bicubic_on_every_test_photo() 
 def test_shipped_codebook_records_its_command_and_loads_into_the_dckd_feature_space() -> None:
     path = WEIGHTS / "demo_codebook.pth"
     training = read_checkpoint(path)["training"]
-    # docs/demo.md: dckd train-codebook bundled --iterations 3000 --encoder-only --seed 0 (defaults otherwise)
-    assert (training["images"], training["iterations"], training["seed"]) == ("bundled", 3000, 0)
+    # docs/demo.md: dckd train-codebook bundled --iterations 16000 --ch 8 --ch-mult 1,2,4,4,8 --norm-groups 4
+    # --lr 6e-4 --encoder-only --seed 0 (defaults otherwise)
+    content = read_checkpoint(path)
+    assert (training["images"], training["iterations"], training["seed"]) == ("bundled", 16000, 0)
+    assert training["learning_rate"] == 6e-4
+    ddconfig = content["vqgan_config"]["ddconfig"]
+    assert (ddconfig["ch"], ddconfig["ch_mult"], ddconfig["norm_groups"]) == (8, [1, 2, 4, 4, 8], 4)
+    assert not any(key.startswith("decoder.") for key in content["state_dict"]), "--encoder-only"
     vqgan = build_vqgan(VQGANConfig(checkpoint=str(path)))
     image = bundled_dataset("test", 4)[0]["gt"][None, :, :128, :128] * 2 - 1  # the codebook takes [-1, 1]
     with torch.no_grad():

@@ -9,7 +9,8 @@ from conftest import structured_image, write_images
 from PIL import Image
 
 from dckd.config.schema import DatasetConfig, config_from_dict, load_config
-from dckd.engine.loop import _stage, train
+from dckd.engine.feed import stage_at as _stage
+from dckd.engine.loop import train
 from dckd.engine.setup import build_dataset
 from dckd.eval.restoration import evaluation_protocol
 

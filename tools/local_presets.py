@@ -41,7 +41,7 @@ def smoke_presets() -> list[Preset]:
                 "task": "sr",
                 "scale": 4,
                 "train": {"kind": "bundled", "split": "train"},
-                "validation": [{"kind": "bundled", "split": "test"}],
+                "validation": [{"kind": "bundled", "split": "val"}],  # never the test photos
                 "lq_patch_size": 24,
                 "batch_size": 4,
                 "augment": True,
@@ -153,7 +153,7 @@ SMOKE_TASK_NETWORKS = {
     ),
 }
 BUNDLED_TRAIN_HR = "dckd:bundled/train/HR"
-BUNDLED_TEST_HR = "dckd:bundled/test/HR"
+BUNDLED_VAL_HR = "dckd:bundled/val/HR"
 
 
 def smoke_task_presets() -> list[Preset]:
@@ -173,8 +173,8 @@ def smoke_task_presets() -> list[Preset]:
                     "validation": [
                         {
                             "kind": "synthetic",
-                            "name": f"bundled-test-{task}",
-                            "gt_dir": BUNDLED_TEST_HR,
+                            "name": f"bundled-val-{task}",
+                            "gt_dir": BUNDLED_VAL_HR,
                             "synthetic_task": task,
                         }
                     ],
@@ -201,7 +201,7 @@ def smoke_task_presets() -> list[Preset]:
                 options["teacher"]["random_init"] = True  # said explicitly: a teacher without weights is an error
             needs = [
                 f"nothing to download: synthetic {'motion blur' if task == 'deblur' else 'rain streaks'} made "
-                f"on the fly from the photographs shipped with dckd ({BUNDLED_TRAIN_HR}, {BUNDLED_TEST_HR})"
+                f"on the fly from the photographs shipped with dckd ({BUNDLED_TRAIN_HR}, {BUNDLED_VAL_HR})"
             ]
             if "vqgan" in options:
                 needs.append(f"{SMOKE_CODEBOOK} (shipped demo codebook, made by dckd train-codebook)")
@@ -252,7 +252,7 @@ def demo_presets() -> list[Preset]:
             "task": "sr",
             "scale": 4,
             "train": {"kind": "bundled", "split": "train"},
-            "validation": [{"kind": "bundled", "split": "test"}],
+            "validation": [{"kind": "bundled", "split": "val"}],  # never the test photos
             "lq_patch_size": 32,
             "batch_size": 16,
             "augment": True,

@@ -1,5 +1,5 @@
-"""The ``dckd`` command: train, test, infer, export, profile, models, selfcheck, demo, train-codebook, cache-teacher,
-check-data.
+"""The ``dckd`` command: train, test, infer, export, profile, compare, models, selfcheck, demo, train-codebook,
+cache-teacher, check-data.
 
 Every command is a thin layer over the engine and the evaluation functions. User errors (a bad option, a
 missing file, a checkpoint that does not fit, a broken image) print one ``error: ...`` paragraph and exit
@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 
 from dckd.apps import export
+from dckd.apps.compare import add_compare_arguments, run_compare
 from dckd.apps.demo import add_demo_arguments, run_demo_command
 from dckd.apps.inference import (
     add_infer_options,
     add_network_choice_options,
     add_network_options,
+    evaluate_as_asked,
     load_chosen_network,
     network_for_inference,
     plan_test,
@@ -40,7 +42,7 @@ from dckd.errors import DckdError, NonFiniteLossError
 from dckd.eval import profile, selfcheck
 from dckd.eval.model_table import model_table
 from dckd.eval.report import dataset_from_folder, write_results
-from dckd.eval.restoration import evaluate_dataset, evaluation_protocol
+from dckd.eval.restoration import evaluation_protocol
 from dckd.files.paths import resolve_path
 
 OPTIONS_SUFFIXES = (".yml", ".yaml")
@@ -172,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer(commands)
     _add_export(commands)
     _add_profile(commands)
+    add_compare_arguments(
+        commands.add_parser(
+            "compare", help="several runs of several methods on test sets: mean ± std, paired differences"
+        )
+    )
     models = commands.add_parser("models", help="list the network presets with parameters and multiply-adds")
     models.add_argument("--input-size", default="64x64", help="input HxW for the multiply-add count (default 64x64)")
     check = commands.add_parser("selfcheck", help="compare this implementation with official reference vectors")
@@ -211,18 +218,8 @@ def _command_test(arguments) -> int:
     plan = plan_test(arguments, datasets)
     rows = []
     for dataset in datasets:
-        result = evaluate_dataset(
-            loaded.network,
-            dataset,
-            scale,
-            device,
-            y_channel,
-            crop_border,
-            arguments.tile,
-            arguments.tile_overlap,
-            arguments.self_ensemble,
-            arguments.precision,
-            keep_outputs=bool(arguments.save_images),
+        result = evaluate_as_asked(
+            loaded.network, dataset, scale, device, y_channel, crop_border, arguments, bool(arguments.save_images)
         )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, scale, plan)
@@ -264,22 +261,11 @@ def _command_test_options(arguments) -> int:
     plan = plan_test(arguments, datasets)
     rows = []
     for dataset in datasets:
-        result = evaluate_dataset(
-            network,
-            dataset,
-            options.scale,
-            device,
-            y_channel,
-            crop_border,
-            arguments.tile,
-            arguments.tile_overlap,
-            arguments.self_ensemble,
-            arguments.precision,
-            keep_outputs=bool(arguments.save_images),
+        result = evaluate_as_asked(
+            network, dataset, options.scale, device, y_channel, crop_border, arguments, bool(arguments.save_images)
         )
         rows.append((dataset.name, result))
     write_results(rows, arguments, y_channel, crop_border, options.scale, plan)
-    return 0
     return 0
 
 
@@ -404,6 +390,7 @@ COMMANDS = {
     "infer": run_infer,
     "export": _command_export,
     "profile": _command_profile,
+    "compare": run_compare,
     "models": _command_models,
     "selfcheck": lambda arguments: selfcheck.main(arguments.directories),
     "demo": run_demo_command,

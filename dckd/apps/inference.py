@@ -28,7 +28,7 @@ from dckd.data.image_io import decode_image, image_encoder
 from dckd.engine.distributed import resolve_device
 from dckd.engine.setup import LoadedNetwork, load_weights_network
 from dckd.errors import ConfigError, ImageReadError
-from dckd.eval.restoration import restore
+from dckd.eval.restoration import evaluate_dataset, restore
 from dckd.files.outputs import OutputPlan
 from dckd.models.backbones.nafnet import NAFNet, to_local
 
@@ -153,6 +153,25 @@ def network_for_inference(arguments) -> tuple[LoadedNetwork, torch.device]:
     return loaded, device
 
 
+def evaluate_as_asked(
+    network, dataset, scale: int, device, y_channel: bool, crop_border: int, arguments, keep_outputs=False
+):
+    """``evaluate_dataset`` with the run options of ``add_network_options`` (tiles, self-ensemble, precision)."""
+    return evaluate_dataset(
+        network,
+        dataset,
+        scale,
+        device,
+        y_channel,
+        crop_border,
+        arguments.tile,
+        arguments.tile_overlap,
+        arguments.self_ensemble,
+        arguments.precision,
+        keep_outputs=keep_outputs,
+    )
+
+
 def plan_infer(arguments) -> tuple[OutputPlan, list[tuple[Path, Path]]]:
     """(plan, [(input image, result path)]): the results of ``dckd infer``, checked before any work."""
     images = list_images(arguments.input_dir)
@@ -227,4 +246,11 @@ def plan_test(arguments, datasets) -> OutputPlan:
     return plan
 
 
-__all__ = ["add_infer_options", "add_network_options", "network_for_inference", "plan_test", "run_infer"]
+__all__ = [
+    "add_infer_options",
+    "add_network_options",
+    "evaluate_as_asked",
+    "network_for_inference",
+    "plan_test",
+    "run_infer",
+]

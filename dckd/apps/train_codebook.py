@@ -58,6 +58,7 @@ from dckd.engine.setup import build_dataset, construct_network
 from dckd.errors import ConfigError, DatasetError
 from dckd.files.weights import load_network_weights, save_torch_atomic
 from dckd.models.vq_autoencoder import CodebookNetwork, code_usage
+from dckd.models.vqgan import TAMING_NORM_GROUPS
 
 INPUT_RANGE = "minus_one_one"
 """The ``vqgan_input_range`` a DCKD config must use with a codebook trained here."""
@@ -81,10 +82,14 @@ def codebook_ddconfig(
     attn_resolutions: Sequence[int],
     z_channels: int,
     resolution: int,
+    norm_groups: int = TAMING_NORM_GROUPS,
 ) -> dict[str, Any]:
     """A taming ``ddconfig`` with plain lists (it is stored in the checkpoint); ``resolution`` only decides
-    at which levels ``attn_resolutions`` put attention (resolution halves per level)."""
+    at which levels ``attn_resolutions`` put attention (resolution halves per level). ``norm_groups`` other
+    than taming's 32 is recorded (narrow encoders: widths below 32)."""
+    extra = {} if norm_groups == TAMING_NORM_GROUPS else {"norm_groups": norm_groups}
     return {
+        **extra,
         "double_z": False,
         "z_channels": z_channels,
         "resolution": resolution,
@@ -143,6 +148,7 @@ def train_codebook(
     num_res_blocks: int = 1,
     attn_resolutions: Sequence[int] = (),
     z_channels: int = 64,
+    norm_groups: int = TAMING_NORM_GROUPS,
     embed_dim: int = 64,
     n_embed: int = 256,
     beta: float = 0.25,
@@ -168,8 +174,9 @@ def train_codebook(
         batch_size, crop_size: crops per step and their side in pixels (a multiple of 2**(len(ch_mult) - 1)).
         learning_rate: Adam learning rate of the autoencoder (and of the discriminator), betas (0.5, 0.9).
         ch, ch_mult, num_res_blocks, attn_resolutions, z_channels: taming's ddconfig (widths ``ch * ch_mult``
-            must be multiples of 32, GroupNorm's group count); attention goes to the levels whose nominal
-            resolution (``crop_size`` halved per level) is listed.
+            must be multiples of ``norm_groups``, GroupNorm's group count); attention goes to the levels whose
+            nominal resolution (``crop_size`` halved per level) is listed.
+        norm_groups: GroupNorm groups (taming: 32; fewer allow narrower, faster encoders).
         embed_dim, n_embed: codebook vector size and number of codes.
         beta: weight of the commitment term inside the quantizer loss.
         codebook_weight: weight of the quantizer loss next to the L1 reconstruction.
@@ -192,7 +199,16 @@ def train_codebook(
         "iterations", "seconds", "restarted_codes", "output"}.
     """
     _check_arguments(
-        iterations, batch_size, crop_size, ch, ch_mult, n_embed, log_every_iters, restart_every_iters, evaluation_crops
+        iterations,
+        batch_size,
+        crop_size,
+        ch,
+        ch_mult,
+        n_embed,
+        log_every_iters,
+        restart_every_iters,
+        evaluation_crops,
+        norm_groups,
     )
     if adversarial_weight > 0 and crop_size < 24:
         # The PatchGAN shrinks its input 8x and then loses 2 more pixels to its last two 4x4 convolutions.
@@ -206,7 +222,7 @@ def train_codebook(
     folder = _image_folder(images)
     _check_image_sizes(image_paths(images), crop_size)
 
-    ddconfig = codebook_ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, z_channels, crop_size)
+    ddconfig = codebook_ddconfig(ch, ch_mult, num_res_blocks, attn_resolutions, z_channels, crop_size, norm_groups)
     network = {
         "backbone": "vq_autoencoder",
         "options": {"embed_dim": embed_dim, "n_embed": n_embed, "ddconfig": ddconfig, "beta": beta},
@@ -352,6 +368,7 @@ def _check_arguments(
     log_every_iters: int,
     restart_every_iters: int,
     evaluation_crops: int,
+    norm_groups: int = TAMING_NORM_GROUPS,
 ) -> None:
     """Errors that name the command-line option, before any image is read."""
     for option, value in (
@@ -360,6 +377,7 @@ def _check_arguments(
         ("--n-embed", n_embed),
         ("--log-every", log_every_iters),
         ("--evaluation-crops", evaluation_crops),
+        ("--norm-groups", norm_groups),
     ):
         if value < 1:
             raise ConfigError(f"{option} must be at least 1, got {value}")
@@ -374,10 +392,10 @@ def _check_arguments(
             f"{len(ch_mult)} levels in --ch-mult)"
         )
     widths = [ch * multiplier for multiplier in ch_mult]
-    if any(width % 32 for width in widths):
+    if any(width % norm_groups for width in widths):
         raise ConfigError(
             f"--ch {ch} x --ch-mult {list(ch_mult)} gives widths {widths}; every width must be a "
-            "multiple of 32 (GroupNorm with 32 groups)"
+            f"multiple of {norm_groups} (GroupNorm with {norm_groups} groups, --norm-groups)"
         )
 
 
@@ -407,6 +425,12 @@ def add_train_codebook_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     architecture = parser.add_argument_group("architecture (taming ddconfig)")
     architecture.add_argument("--ch", type=int, default=32, help="base width (default 32; official VQGAN 128)")
+    architecture.add_argument(
+        "--norm-groups",
+        type=int,
+        default=TAMING_NORM_GROUPS,
+        help="GroupNorm groups (default 32 as taming; e.g. 8 for --ch 16)",
+    )
     architecture.add_argument(
         "--ch-mult",
         type=_integers,
@@ -460,6 +484,7 @@ def run_train_codebook_command(arguments: argparse.Namespace) -> int:
         learning_rate=arguments.lr,
         ch=arguments.ch,
         ch_mult=arguments.ch_mult,
+        norm_groups=arguments.norm_groups,
         num_res_blocks=arguments.num_res_blocks,
         attn_resolutions=arguments.attn_resolutions,
         z_channels=arguments.z_channels,

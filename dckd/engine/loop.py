@@ -1,14 +1,16 @@
 """The training loop: seed, devices, data, networks, method, optimizer, resume, then the loop.
 
 Run ``dckd train CONFIG`` on one process, or ``torchrun --nproc_per_node=N -m dckd train CONFIG`` on N
-(DistributedDataParallel over the student only; frozen networks run locally on each rank).
+(DistributedDataParallel over the student only; frozen networks run locally on each rank). Every check that
+can fail on the user's files runs before anything is written to the run folder; the folder is locked for the
+run (``run_folder.py``); which checkpoints are good is ``keeper.py``'s business; feeding the batches is
+``feed.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import re
 import signal
 import sys
 import time
@@ -17,25 +19,22 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from dckd.config.loading import dump_yaml
 from dckd.config.paths import absolute_paths
 from dckd.config.schema import Config
-from dckd.data.sampler import TrainBatchSampler, seed_for
-from dckd.data.validate import check_dataset
-from dckd.engine import distributed
+from dckd.data.sampler import seed_for
+from dckd.engine import distributed, feed, host_memory
 from dckd.engine.checkpoints import (
     check_identity,
     latest_valid_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    remove_checkpoint,
     remove_partial_writes,
     run_identity,
-    save_checkpoint,
     save_weights,
 )
+from dckd.engine.keeper import CheckpointKeeper
 from dckd.engine.preflight import check_finite_weights, check_on_sample
 from dckd.engine.run_folder import RunFolderLock, check_writable, write_error
 from dckd.engine.run_log import Progress, RunLog
@@ -79,68 +78,6 @@ class _StopRequest:
             signal.signal(signum, handler)
 
 
-def _stage(config: Config, iteration: int) -> tuple[int, int, int]:
-    """(stage index, lq patch size, global batch) for 1-based ``iteration`` (Restormer's progressive training)."""
-    index, patch, batch = 0, config.data.lq_patch_size, config.data.batch_size
-    for number, stage in enumerate(config.data.progressive, start=1):
-        if iteration > stage.start_iter:
-            index, patch, batch = number, stage.lq_patch_size, stage.batch_size
-    return index, patch, batch
-
-
-def _stage_start(config: Config, stage: int) -> int:
-    return 0 if stage == 0 else config.data.progressive[stage - 1].start_iter
-
-
-def _loader(config, context, dataset, stage: int, patch: int, global_batch: int, first_iteration: int) -> DataLoader:
-    """An endless loader for one stage, positioned at ``first_iteration`` (1-based) of the run."""
-    if global_batch % context.world_size:
-        raise ValueError(f"data.batch_size {global_batch} is not divisible by the {context.world_size} processes")
-    dataset.lq_patch_size = patch
-    sampler = TrainBatchSampler(
-        len(dataset),
-        global_batch // context.world_size,
-        seed_for(config.train.seed, "data", stage),
-        context.rank,
-        context.world_size,
-        start_iteration=first_iteration - 1 - _stage_start(config, stage),
-    )
-    workers = config.data.num_workers
-    # Its own generator: creating the iterator draws a worker seed, which must not move the global RNG
-    # (drop-path) differently in a resumed run than in an uninterrupted one.
-    generator = torch.Generator().manual_seed(seed_for(config.train.seed, "loader", stage, context.rank))
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=context.device.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
-        generator=generator,
-    )
-
-
-def _check_data(config: Config, dataset, say, lq_patch_size: int | None = None):
-    """Decode every file once before training (in parallel); stop, or skip bad files when asked.
-
-    ``lq_patch_size``: the largest training patch of the run (progressive stages grow it)."""
-    options = {"lq_patch_size": lq_patch_size} if lq_patch_size else {}
-    dataset, report = check_dataset(
-        dataset, workers=max(config.data.num_workers, 2), skip_bad=config.data.skip_bad_files, **options
-    )
-    if not report.ok:
-        say(report.summary())
-    return dataset
-
-
-def _data_stop_message(error: BaseException) -> str:
-    """The one line of a data error; a DataLoader worker's error arrives with the worker's traceback in its text."""
-    if isinstance(error, OSError) and not isinstance(error, DatasetError) and error.filename:
-        return f"cannot read {error.filename}: {error.strerror or error}"
-    last = str(error).strip().splitlines()[-1]
-    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
-
-
 def _lock(lock: RunFolderLock, context: distributed.Context, say) -> None:
     """Rank 0 takes the run folder's lock; every rank learns the outcome (none waits in a collective)."""
     refusal = None
@@ -155,17 +92,6 @@ def _lock(lock: RunFolderLock, context: distributed.Context, say) -> None:
     refusal = distributed.broadcast_object(refusal, context)
     if refusal:
         raise RunFolderBusyError(refusal if context.is_main else f"rank 0 stopped: {refusal}")
-
-
-def _to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
-    moved = {}
-    for key, value in batch.items():
-        if torch.is_tensor(value):
-            value = value.to(device, non_blocking=True)
-            if channels_last and value.dim() == 4:
-                value = value.contiguous(memory_format=torch.channels_last)
-        moved[key] = value
-    return moved
 
 
 def train(
@@ -196,75 +122,49 @@ def train(
         distributed.shutdown()
 
 
-def _train(
-    config: Config,
-    context: distributed.Context,
-    resume: str | None,
-    networks: dict[str, nn.Module],
-    datasets: dict[str, Any],
-    lock: RunFolderLock,
-) -> Path:
-    run_dir, device, options = config.run_dir, context.device, config.train
-    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else io.StringIO())
-    say = progress.message if context.is_main else (lambda text: None)
-
-    # ---- one run per folder: a folder in use stops this run now; a new folder is locked when it is made.
-    if context.is_main:
-        check_writable(run_dir)
-    if distributed.broadcast_object(run_dir.is_dir(), context):  # rank 0's view decides (one collective)
-        _lock(lock, context, say)
-
-    # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
-    # draws from seed + r (drop-path). Data order and augmentations depend on the sample keys only.
-    torch.manual_seed(options.seed)
-
-    # ---- data (everything is checked before anything is written to the run folder)
-    scale = config.data.scale
+def _datasets(config: Config, context: distributed.Context, given: dict[str, Any], say) -> tuple[Any, list]:
+    """The training set and the validation sets, every file checked (before anything is written)."""
+    scale, options = config.data.scale, config.train
     missing_pairs = "report" if config.data.check_files else "error"
-    train_set = datasets.get("train")
+    train_set = given.get("train")
     if train_set is None:
         if config.data.train is None:
             raise DatasetError("data.train is not set: nothing to train on")
         train_set = build_dataset(
-            config.data.train,
-            scale,
-            config.data.lq_patch_size,
-            config.data.augment,
-            options.seed,
-            missing_pairs,
+            config.data.train, scale, config.data.lq_patch_size, config.data.augment, options.seed, missing_pairs,
             alpha=config.data.alpha,
-        )
-    validation_sets = datasets.get("validation")
+        )  # fmt: skip
+    validation_sets = given.get("validation")
     if validation_sets is None:
         validation_sets = [
             build_dataset(spec, scale, None, False, missing_pairs=missing_pairs, alpha=config.data.alpha)
             for spec in config.data.validation
         ]
-    if config.data.check_files and "train" not in datasets:
+    if config.data.check_files and "train" not in given:
         if context.is_main:
-            largest_patch = max(
-                [config.data.lq_patch_size] + [stage.lq_patch_size for stage in config.data.progressive]
-            )
-            train_set = _check_data(config, train_set, say, largest_patch)
-            validation_sets = [_check_data(config, dataset, say) for dataset in validation_sets]
+            patches = [config.data.lq_patch_size] + [stage.lq_patch_size for stage in config.data.progressive]
+            train_set = feed.checked(config, train_set, say, max(patches))
+            validation_sets = [feed.checked(config, dataset, say) for dataset in validation_sets]
         train_set, validation_sets = distributed.broadcast_object((train_set, validation_sets), context)
+    if len(train_set) == 0:
+        raise DatasetError("the training set is empty: nothing to train on")
+    return train_set, validation_sets
 
-    # ---- networks: the student trains; teacher, VQGAN (and EMA, history) are frozen and never wrapped.
-    needs = config.needs
-    student = networks["student"] if "student" in networks else build_network(config.student, "student")
+
+def _networks(config: Config, given: dict[str, nn.Module], device: torch.device, train_set, say):
+    """(student, teacher, vqgan): the student trains; teacher and VQGAN are frozen (None when not needed).
+    Finite weights and outputs and the right scale are checked on one training sample."""
+    needs, scale = config.needs, config.data.scale
+    student = given["student"] if "student" in given else build_network(config.student, "student")
     student = student.to(device).train()
     teacher = vqgan = None
     if needs.teacher:
-        if "teacher" in networks:
-            teacher = networks["teacher"]
-        else:
-            teacher = build_network(config.teacher, "teacher", scale=scale)
+        teacher = given["teacher"] if "teacher" in given else build_network(config.teacher, "teacher", scale=scale)
         if isinstance(teacher, SpandrelNetwork):
-            say(f"teacher: {teacher.summary(options.precision)}")
+            say(f"teacher: {teacher.summary(config.train.precision)}")
         teacher = freeze(teacher).to(device)
     if needs.vqgan:
-        vqgan = freeze(networks["vqgan"] if "vqgan" in networks else build_vqgan(config.vqgan)).to(device)
-    # Finite weights and outputs, the right scale: checked on one training sample before anything is written.
+        vqgan = freeze(given["vqgan"] if "vqgan" in given else build_vqgan(config.vqgan)).to(device)
     sources = {
         "student": config.student.checkpoint,
         "teacher": config.teacher.checkpoint if teacher is not None else None,
@@ -274,15 +174,44 @@ def _train(
     for role, network in built.items():
         if network is not None:
             check_finite_weights(network, role, sources[role])
-    if len(train_set) == 0:
-        raise DatasetError("the training set is empty: nothing to train on")
     check_on_sample(
-        train_set[(0, seed_for(options.seed, "preflight"))],
+        train_set[(0, seed_for(config.train.seed, "preflight"))],
         scale,
         device,
         {role: (built[role], sources[role]) for role in ("student", "teacher") if built[role] is not None},
         (vqgan, sources["VQGAN"]) if vqgan is not None else None,
     )
+    return student, teacher, vqgan
+
+
+def _train(
+    config: Config,
+    context: distributed.Context,
+    resume: str | None,
+    networks: dict[str, nn.Module],
+    datasets: dict[str, Any],
+    lock: RunFolderLock,
+) -> Path:
+    run_dir, device, options, scale = config.run_dir, context.device, config.train, config.data.scale
+    progress = Progress(options.total_iters, stream=sys.stderr if context.is_main else io.StringIO())
+    say = progress.message if context.is_main else (lambda text: None)
+
+    # ---- one run per folder: a folder in use stops this run now; a new folder is locked when it is made.
+    if context.is_main:
+        check_writable(run_dir)
+    if distributed.broadcast_object(run_dir.is_dir(), context):  # rank 0's view decides (one collective)
+        _lock(lock, context, say)
+
+    if options.keep_freed_host_memory:
+        host_memory.keep_freed_host_memory()
+
+    # ---- seeds: networks are initialised identically on every process (seed); afterwards process r
+    # draws from seed + r (drop-path). Data order and augmentations depend on the sample keys only.
+    torch.manual_seed(options.seed)
+
+    # ---- data and networks (everything is checked before anything is written to the run folder)
+    train_set, validation_sets = _datasets(config, context, datasets, say)
+    student, teacher, vqgan = _networks(config, networks, device, train_set, say)
     if config.teacher_cache.enabled:
         check_applies(config)
         if context.is_main:
@@ -290,7 +219,6 @@ def _train(
         distributed.barrier(context)
         if not context.is_main:
             attach(config, train_set, device, say)
-
     if options.channels_last:
         for network in (student, teacher, vqgan):
             if network is not None:
@@ -314,12 +242,8 @@ def _train(
 
     # ---- resume (before the run folder is written): an explicit checkpoint, or the newest valid one in the
     # run folder (locked when it exists); it must be this run's.
-    identity = run_identity(
-        config.method,
-        network_record(config.student),
-        network_record(config.teacher) if needs.teacher else None,
-        scale,
-    )
+    teacher_record = network_record(config.teacher) if config.needs.teacher else None
+    identity = run_identity(config.method, network_record(config.student), teacher_record, scale)
     start_iteration, nonfinite_streak = 0, 0
     found = (
         (Path(resume), load_checkpoint(Path(resume)))
@@ -354,6 +278,7 @@ def _train(
             )
         start_iteration, nonfinite_streak = int(state["iteration"]), int(state.get("nonfinite_streak", 0))
         say(f"resumed from {path} at iteration {start_iteration}")
+
     # ---- run folder: written only now that the config, data and networks are valid; locked before the first write.
     run_log = None
     if context.is_main:
@@ -373,19 +298,15 @@ def _train(
                 say(f"removed {leftover.name}, an unfinished checkpoint write of an interrupted run")
         except OSError as error:
             raise write_error(error, run_dir / "config.yaml") from None
-
-    # Known-good bookkeeping: a checkpoint is good once a finite loss was computed from its parameters (any
-    # iteration after it with a finite loss). The parameters of checkpoints at or after ``last_finite`` are
-    # the current ones, not yet known good; ``written`` are the checkpoints this process wrote.
-    last_finite, steps_taken = start_iteration, 0
-    written: dict[int, Path] = {}
-    resumed_here = None
-    if found is not None and found[0].resolve().parent == (run_dir / "checkpoints").resolve():
-        resumed_here = found[0]
     progress = Progress(options.total_iters, start=start_iteration, stream=progress.stream)
     say = progress.message if context.is_main else (lambda text: None)
+    keeper = CheckpointKeeper(
+        run_dir, options.keep_checkpoints, context.is_main, run_log, say, start_iteration,
+        found[0] if found is not None else None,
+    )  # fmt: skip
 
-    def checkpoint_state(iteration: int) -> dict:
+    def checkpoint(iteration: int) -> dict:
+        """The full training state (a collective: it gathers every rank's random state)."""
         rng = {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -405,56 +326,6 @@ def _train(
             "config": dump_yaml(config),
         }
 
-    def save(iteration: int) -> None:
-        """Write a checkpoint (collective: every rank calls it); never one with non-finite parameters, and
-        rotation keeps the newest known-good checkpoint until a newer one is known good."""
-        state = checkpoint_state(iteration)  # collective (gathers RNG states): every rank calls it
-        if not context.is_main:
-            return
-        for part in ("student", "ema"):
-            tensors = state[part].values() if state[part] is not None else []
-            if not all(bool(torch.isfinite(t).all()) for t in tensors if torch.is_tensor(t) and t.is_floating_point()):
-                say(f"warning: iteration {iteration}: the {part} parameters are not finite; no checkpoint written")
-                return
-        good = [number for number, _ in list_checkpoints(run_dir) if number < last_finite]
-        try:
-            path = save_checkpoint(state, run_dir, iteration, options.keep_checkpoints, max(good, default=None))
-        except OSError as error:
-            raise write_error(error, run_dir / "checkpoints" / f"iter_{iteration:08d}.pth") from None
-        written[iteration] = path
-        run_log.event(iteration, checkpoint=str(path))
-
-    def _diverged(good_until: int) -> str:
-        """Stop after a non-finite streak: the current parameters gave only non-finite losses, so checkpoints
-        that hold them are removed; the message names the newest good checkpoint, which is kept."""
-        removed = []
-        if context.is_main:
-            bad = {number: path for number, path in written.items() if number >= good_until}
-            if resumed_here is not None and good_until == start_iteration:
-                bad[start_iteration] = resumed_here
-            for number, path in sorted(bad.items()):
-                remove_checkpoint(path)
-                removed.append(number)
-        newest = list_checkpoints(run_dir) if context.is_main else []
-        where = (
-            f"the newest good checkpoint is {newest[0][1]} (iteration {newest[0][0]})"
-            if newest
-            else "no good checkpoint exists yet"
-        )
-        dropped = f"; removed the checkpoint(s) of iteration(s) {removed}, which hold them" if removed else ""
-        return (
-            f"{nonfinite_streak} consecutive non-finite losses (train.max_consecutive_nonfinite) from the "
-            f"parameters after iteration {good_until}; they are not saved{dropped}; {where}: lower optimizer.lr "
-            "or set train.grad_clip_norm, then run the same command to resume from it"
-        )
-
-    def save_progress(iteration: int) -> str:
-        """Before a stop caused by data: keep the progress when the parameters are good; say where it is."""
-        if iteration > start_iteration and nonfinite_streak == 0 and iteration not in written:
-            save(iteration)
-        newest = list_checkpoints(run_dir) if context.is_main else []
-        return f"progress up to iteration {newest[0][0]} is saved" if newest else "no checkpoint was saved yet"
-
     y_channel, crop_border = evaluation_protocol(
         config.data.task, scale, config.evaluation.y_channel, config.evaluation.crop_border
     )
@@ -464,75 +335,57 @@ def _train(
         failure = None
         if context.is_main and validation_sets:
             try:
-                evaluate(iteration)
+                network = ema if ema is not None else unwrap(student)
+                results = {}
+                for dataset in validation_sets:
+                    scores = evaluate_dataset(
+                        network, dataset, scale, device, y_channel, crop_border, config.evaluation.tile_size,
+                        config.evaluation.tile_overlap, precision=options.precision,
+                    )  # fmt: skip
+                    results[dataset.name] = {"psnr": scores["psnr"], "ssim": scores["ssim"]}
+                run_log.validation(iteration, results)
+                say(f"validation @ {iteration}: " + ", ".join(
+                    f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items()
+                ))  # fmt: skip
             except (DatasetError, OSError) as error:
-                failure = _data_stop_message(error)
+                failure = feed.data_stop_message(error)
         failure = distributed.broadcast_object(failure, context)
         if failure is not None:
-            saved = save_progress(iteration)
+            saved = keeper.save_progress(iteration, nonfinite_streak, checkpoint)
             raise DatasetError(
                 f"validation at iteration {iteration}: {failure} ({saved}: fix or remove the file and run the "
                 "same command to resume)"
             )
 
-    def evaluate(iteration: int) -> None:
-        network = ema if ema is not None else unwrap(student)
-        results = {}
-        for dataset in validation_sets:
-            scores = evaluate_dataset(
-                network,
-                dataset,
-                scale,
-                device,
-                y_channel,
-                crop_border,
-                config.evaluation.tile_size,
-                config.evaluation.tile_overlap,
-                precision=options.precision,
-            )
-            results[dataset.name] = {"psnr": scores["psnr"], "ssim": scores["ssim"]}
-        run_log.validation(iteration, results)
-        say(
-            f"validation @ {iteration}: "
-            + ", ".join(f"{name} {value['psnr']:.3f} dB / {value['ssim']:.4f}" for name, value in results.items())
-        )
-
     # ---- the loop
-    stage, patch, batch_size = _stage(config, start_iteration + 1)
-    batches = iter(_loader(config, context, train_set, stage, patch, batch_size, start_iteration + 1))
+    stage, patch, batch_size = feed.stage_at(config, start_iteration + 1)
+    batches = feed.batches(config, context, train_set, stage, patch, batch_size, start_iteration + 1)
     sums: dict[str, float] = {}
-    counted, interval_started = 0, time.monotonic()
+    counted, steps_taken, interval_started = 0, 0, time.monotonic()
     iteration = start_iteration
     with _StopRequest() as stop:
         for iteration in range(start_iteration + 1, options.total_iters + 1):
-            new_stage, patch, batch_size = _stage(config, iteration)
+            new_stage, patch, batch_size = feed.stage_at(config, iteration)
             if new_stage != stage:
                 stage = new_stage
-                batches = iter(_loader(config, context, train_set, stage, patch, batch_size, iteration))
+                batches = feed.batches(config, context, train_set, stage, patch, batch_size, iteration)
                 say(f"iteration {iteration}: progressive stage {stage}, patch {patch}, batch {batch_size}")
             try:
-                batch = _to_device(next(batches), device, options.channels_last)
-                failure = None
+                batch, failure = feed.on_device(next(batches), device, options.channels_last), None
             except (DatasetError, OSError) as error:  # a file that went bad after the check
-                failure = _data_stop_message(error)
+                failure = feed.data_stop_message(error)
             if distributed.any_rank(failure is not None, context):  # every rank saves (a collective), then stops
-                saved = save_progress(iteration - 1)
+                saved = keeper.save_progress(iteration - 1, nonfinite_streak, checkpoint)
                 raise DatasetError(
                     f"{failure or 'another process could not read its batch'} (at iteration {iteration}; {saved}: "
                     "fix or remove the file and run the same command to resume)"
                 )
+            schedule = config.schedule
             lr = learning_rate(
-                iteration - 1,
-                config.optimizer.lr,
-                config.schedule.name,
-                options.total_iters,
-                config.schedule.milestones_iters,
-                config.schedule.gamma,
-                config.schedule.periods_iters,
-                config.schedule.restart_weights,
-                config.schedule.eta_min,
-                config.schedule.warmup_iters,
-            )
+                iteration - 1, config.optimizer.lr, schedule.name, options.total_iters, schedule.milestones_iters,
+                schedule.gamma, schedule.periods_iters, schedule.restart_weights, schedule.eta_min,
+                schedule.warmup_iters,
+            )  # fmt: skip
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
@@ -540,13 +393,14 @@ def _train(
                 result = method(batch)
             loss = result["loss"]
 
-            # Non-finite loss: skip the step on every rank (DDP ranks must stay in step).
+            # Non-finite loss: skip the step on every rank (DDP ranks must stay in step); too many in a row stop
+            # the run with the last good checkpoint kept and the diverged ones removed.
             if distributed.any_rank(not bool(torch.isfinite(loss.detach())), context):
                 nonfinite_streak += 1
                 optimizer.zero_grad(set_to_none=True)
                 say(f"warning: non-finite loss at iteration {iteration} ({nonfinite_streak} in a row); step skipped")
                 if nonfinite_streak >= options.max_consecutive_nonfinite:
-                    raise NonFiniteLossError(_diverged(last_finite))
+                    raise NonFiniteLossError(keeper.diverged(nonfinite_streak))
                 continue
             nonfinite_streak, steps_taken = 0, steps_taken + 1
             scaler.scale(loss).backward()
@@ -558,11 +412,12 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 interpolate_(ema, student, options.ema_decay)
-            last_finite = iteration
+            keeper.finite_step(iteration)
             events = method.after_step(iteration, student, ema)
             if events and context.is_main:
                 run_log.event(iteration, **events)
 
+            # ---- logging, validation, checkpoints
             for name, value in result.items():
                 if name != "output":
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -577,13 +432,12 @@ def _train(
                 sums, counted, interval_started = {}, 0, time.monotonic()
             elif context.is_main:
                 progress.update(iteration, {"loss": float(loss.detach())})
-
             if options.validate_every_iters and iteration % options.validate_every_iters == 0:
                 validate(iteration)
             if iteration % options.checkpoint_every_iters == 0:
-                save(iteration)
+                keeper.save(iteration, checkpoint(iteration))
             if distributed.any_rank(stop.requested, context):
-                save(iteration)
+                keeper.save(iteration, checkpoint(iteration))
                 say(f"stopped at iteration {iteration} on request; resume with the same command")
                 progress.close()
                 return run_dir
@@ -595,7 +449,7 @@ def _train(
             "check the teacher, the data and optimizer.lr"
         )
     if iteration % options.checkpoint_every_iters:
-        save(iteration)
+        keeper.save(iteration, checkpoint(iteration))
     if not options.validate_every_iters or iteration % options.validate_every_iters:
         validate(iteration)
     if context.is_main:

@@ -52,6 +52,7 @@ def contrastive_ratio_loss(
         n = n.detach().reshape(n.shape[0] // batch, *a.shape)  # (J, N, C, H, W)
         distance_positive = (a - p.detach()).abs().mean()
         # mean over all but the copy axis = one mean|a - n_j| per negative j; then sum over j.
-        distance_negatives = (a.unsqueeze(0) - n).abs().flatten(1).mean(dim=1).sum()
+        # (a reduction over dims, not flatten(1): no copy of the J x N features in channels-last memory)
+        distance_negatives = (a.unsqueeze(0) - n).abs().mean(dim=(1, 2, 3, 4)).sum()
         total = total + weight * distance_positive / (distance_negatives + eps)
     return total

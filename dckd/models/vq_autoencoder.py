@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from dckd.models import sizes
 from dckd.models.padding import pad_to_multiple
 from dckd.models.vqgan import (
+    TAMING_NORM_GROUPS,
     AttnBlock,
     Encoder,
     ResnetBlock,
@@ -67,14 +68,15 @@ class Decoder(nn.Module):
         check_ddconfig(ddconfig)
         ch, ch_mult = ddconfig["ch"], tuple(ddconfig["ch_mult"])
         dropout = ddconfig.get("dropout", 0.0)
+        groups = ddconfig.get("norm_groups", TAMING_NORM_GROUPS)
         self.num_levels = len(ch_mult)
         block_in = ch * ch_mult[-1]
         nominal_resolution = ddconfig["resolution"] // 2 ** (self.num_levels - 1)
         self.conv_in = nn.Conv2d(ddconfig["z_channels"], block_in, kernel_size=3, padding=1)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout, groups)
+        self.mid.attn_1 = AttnBlock(block_in, groups)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout, groups)
         levels: list[nn.Module] = []
         for level_index in reversed(range(self.num_levels)):
             level = nn.Module()
@@ -82,16 +84,16 @@ class Decoder(nn.Module):
             level.attn = nn.ModuleList()
             block_out = ch * ch_mult[level_index]
             for _ in range(ddconfig["num_res_blocks"] + 1):
-                level.block.append(ResnetBlock(block_in, block_out, dropout))
+                level.block.append(ResnetBlock(block_in, block_out, dropout, groups))
                 block_in = block_out
                 if nominal_resolution in ddconfig["attn_resolutions"]:
-                    level.attn.append(AttnBlock(block_in))
+                    level.attn.append(AttnBlock(block_in, groups))
             if level_index != 0:
                 level.upsample = Upsample(block_in, ddconfig.get("resamp_with_conv", True))
                 nominal_resolution *= 2
             levels.insert(0, level)  # taming stores levels finest first: up.0 is full resolution
         self.up = nn.ModuleList(levels)
-        self.norm_out = group_norm(block_in)
+        self.norm_out = group_norm(block_in, groups)
         self.conv_out = nn.Conv2d(block_in, ddconfig.get("out_ch", 3), kernel_size=3, padding=1)
 
     def forward(self, z: Tensor) -> Tensor:

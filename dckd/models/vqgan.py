@@ -43,11 +43,17 @@ from dckd.models import sizes
 # ---------------------------------------------------------------------------------------------------
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """taming's ``Normalize``: 32 groups, eps 1e-6 (so ``channels`` must be a multiple of 32)."""
-    if channels % 32 != 0:
-        raise ValueError(f"VQGAN blocks use GroupNorm with 32 groups: channels must be multiples of 32, not {channels}")
-    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+TAMING_NORM_GROUPS = 32
+"""taming's ``Normalize`` uses 32 GroupNorm groups; ``ddconfig["norm_groups"]`` may choose fewer for narrow encoders."""
+
+
+def group_norm(channels: int, groups: int = TAMING_NORM_GROUPS) -> nn.GroupNorm:
+    """taming's ``Normalize``: ``groups`` groups (taming: 32), eps 1e-6 (``channels`` a multiple of ``groups``)."""
+    if channels % groups != 0:
+        raise ValueError(
+            f"VQGAN blocks use GroupNorm with {groups} groups: channels must be multiples of {groups}, not {channels}"
+        )
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 class ResnetBlock(nn.Module):
@@ -57,11 +63,13 @@ class ResnetBlock(nn.Module):
     because its Encoder and Decoder build every block with ``temb_channels=0``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, dropout: float = 0.0, norm_groups: int = TAMING_NORM_GROUPS
+    ) -> None:
         super().__init__()
-        self.norm1 = group_norm(in_channels)
+        self.norm1 = group_norm(in_channels, norm_groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
-        self.norm2 = group_norm(out_channels)
+        self.norm2 = group_norm(out_channels, norm_groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
         self.nin_shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
@@ -81,9 +89,9 @@ class AttnBlock(nn.Module):
     stay the same function (the fused kernel avoids materialising the (HW, HW) matrix on GPUs).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm_groups: int = TAMING_NORM_GROUPS) -> None:
         super().__init__()
-        self.norm = group_norm(channels)
+        self.norm = group_norm(channels, norm_groups)
         self.q = nn.Conv2d(channels, channels, kernel_size=1)
         self.k = nn.Conv2d(channels, channels, kernel_size=1)
         self.v = nn.Conv2d(channels, channels, kernel_size=1)
@@ -120,7 +128,7 @@ class Downsample(nn.Module):
 # The keys a taming ddconfig may hold; Encoder and Decoder each ignore the ones that are the other's.
 DDCONFIG_KEYS = {
     "ch", "ch_mult", "num_res_blocks", "attn_resolutions", "in_channels", "resolution", "z_channels",
-    "out_ch", "dropout", "double_z", "resamp_with_conv", "give_pre_end",
+    "out_ch", "dropout", "double_z", "resamp_with_conv", "give_pre_end", "norm_groups",
 }  # fmt: skip
 REQUIRED_DDCONFIG_KEYS = (
     "ch", "ch_mult", "num_res_blocks", "attn_resolutions", "in_channels", "resolution", "z_channels",
@@ -139,8 +147,12 @@ def check_ddconfig(ddconfig: Mapping[str, Any]) -> None:
     if missing:
         raise ValueError(f"ddconfig lacks required key(s) {missing}")
     channels = sizes.integer("ddconfig.ch", ddconfig["ch"])
-    if channels % 32:
-        raise ValueError(f"ddconfig.ch={channels}: VQGAN blocks use GroupNorm with 32 groups, so a multiple of 32")
+    groups = sizes.integer("ddconfig.norm_groups", ddconfig.get("norm_groups", TAMING_NORM_GROUPS))
+    if channels % groups:
+        raise ValueError(
+            f"ddconfig.ch={channels}: VQGAN blocks use GroupNorm with {groups} groups (ddconfig.norm_groups), "
+            f"so a multiple of {groups}"
+        )
     sizes.integers("ddconfig.ch_mult", ddconfig["ch_mult"])
     sizes.integer("ddconfig.num_res_blocks", ddconfig["num_res_blocks"])
     sizes.integers("ddconfig.attn_resolutions", ddconfig["attn_resolutions"], min_length=0)
@@ -176,6 +188,7 @@ class Encoder(nn.Module):
         check_ddconfig(ddconfig)
         ch, ch_mult = ddconfig["ch"], tuple(ddconfig["ch_mult"])
         dropout = ddconfig.get("dropout", 0.0)
+        groups = ddconfig.get("norm_groups", TAMING_NORM_GROUPS)
         self.num_levels = len(ch_mult)
         self.conv_in = nn.Conv2d(ddconfig["in_channels"], ch, kernel_size=3, padding=1)
         nominal_resolution = ddconfig["resolution"]
@@ -188,19 +201,19 @@ class Encoder(nn.Module):
             block_in = ch * in_ch_mult[level_index]
             block_out = ch * ch_mult[level_index]
             for _ in range(ddconfig["num_res_blocks"]):
-                level.block.append(ResnetBlock(block_in, block_out, dropout))
+                level.block.append(ResnetBlock(block_in, block_out, dropout, groups))
                 block_in = block_out
                 if nominal_resolution in ddconfig["attn_resolutions"]:
-                    level.attn.append(AttnBlock(block_in))
+                    level.attn.append(AttnBlock(block_in, groups))
             if level_index != self.num_levels - 1:
                 level.downsample = Downsample(block_in, ddconfig.get("resamp_with_conv", True))
                 nominal_resolution //= 2
             self.down.append(level)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
-        self.mid.attn_1 = AttnBlock(block_in)
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
-        self.norm_out = group_norm(block_in)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout, groups)
+        self.mid.attn_1 = AttnBlock(block_in, groups)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout, groups)
+        self.norm_out = group_norm(block_in, groups)
         z_channels = ddconfig["z_channels"]
         out_channels = 2 * z_channels if ddconfig.get("double_z", True) else z_channels  # taming's default is True
         self.conv_out = nn.Conv2d(block_in, out_channels, kernel_size=3, padding=1)

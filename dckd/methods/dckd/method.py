@@ -15,8 +15,11 @@
 
 Every term with weight 0 is skipped with all the forward passes only it needs (teacher, history
 model, VQGAN passes). Frozen passes run under ``no_grad`` and are batched: the teacher runs once on
-[x, A(x)], the history model once on all negatives, the VQGAN once (full pass) on [T(x), negatives] and
-once on S(x), whose features and code logits come from that same pass.
+[x, A(x)], the history model once on all negatives, the VQGAN once on [T(x), negatives] (the whole
+encoder when the codebook term needs T(x)'s code distribution, else up to the last feature level) and
+once on S(x), whose features and code logits come from that same pass. Each part runs in a
+``record_function`` scope (``dckd.teacher``, ``dckd.student``, ``dckd.history``, ``dckd.vqgan_frozen``,
+``dckd.vqgan_anchor``) that ``benchmarks/demo_step.py`` reads to attribute the time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from dckd.data.imresize import imresize_tensor
 from dckd.errors import ConfigError
@@ -112,6 +116,16 @@ class DCKDOptions(ReconstructionOptions):
     """Zoom-in: GT sub-patches of the input patch size become extra inputs."""
     upcycling_zoom_out: bool = True
     """Zoom-out: the input downscaled by the SR scale (bicubic) becomes an extra input."""
+    vqgan_chunk_images: int = 0
+    """How the frozen VQGAN passes run (the result is the same): on all their images at once (0, best on GPUs),
+    or this many images at a time (fewer activations alive at once: less memory, and on a CPU whose freed memory
+    goes back to the system, faster; see ``VQGANSpace._chunks``)."""
+    contrastive_start_iters: int = 0
+    """Beyond the paper (0 = the paper: on from the first iteration): the contrastive term is off, and not
+    computed, during the first this many iterations, while the history model is still (nearly) the student."""
+    contrastive_ramp_iters: int = 0
+    """Beyond the paper (0 = the paper: full weight at once): after ``contrastive_start_iters`` the contrastive
+    weight grows linearly from 0 to ``contrastive_weight`` over this many iterations."""
 
     def __post_init__(self) -> None:
         check_weights(
@@ -149,6 +163,10 @@ class DCKDOptions(ReconstructionOptions):
             raise ConfigError(f"gray_noise_probability must be in [0, 1], got {self.gray_noise_probability}")
         if self.upcycling_weight and not (self.upcycling_zoom_in or self.upcycling_zoom_out):
             raise ConfigError("upcycling_weight > 0 but both upcycling_zoom_in and upcycling_zoom_out are off")
+        if self.vqgan_chunk_images < 0:
+            raise ConfigError(f"vqgan_chunk_images must be >= 0 (0 = one pass), got {self.vqgan_chunk_images}")
+        if self.contrastive_start_iters < 0 or self.contrastive_ramp_iters < 0:
+            raise ConfigError("contrastive_start_iters and contrastive_ramp_iters must be >= 0")
 
     @property
     def num_degraded_negatives(self) -> int:
@@ -192,6 +210,8 @@ class DCKD(Method):
         upcycling_zoom_in: bool = True,
         upcycling_zoom_out: bool = True,
         generator: torch.Generator | None = None,
+        contrastive_start_iters: int = 0,
+        contrastive_ramp_iters: int = 0,
     ) -> None:
         if contrastive_weight and (history is None or negatives is None or vqgan is None):
             raise ValueError("the contrastive term needs a VQGAN, a history model and a negative sampler")
@@ -219,6 +239,9 @@ class DCKD(Method):
         self.upcycling_zoom_out = upcycling_zoom_out
         # Zoom-in crop positions; only drawn when upcycling is on.
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.contrastive_start_iters = contrastive_start_iters
+        self.contrastive_ramp_iters = contrastive_ramp_iters
+        self.steps = 0  # optimiser steps done (the contrastive schedule beyond the paper counts them)
 
     @classmethod
     def needs(cls, options: DCKDOptions) -> Needs:
@@ -261,7 +284,9 @@ class DCKD(Method):
         return cls(
             parts.student,
             parts.teacher,
-            vqgan=VQGANSpace(parts.vqgan, options.vqgan_input_range) if uses_vqgan else None,
+            vqgan=VQGANSpace(parts.vqgan, options.vqgan_input_range, options.vqgan_chunk_images)
+            if uses_vqgan
+            else None,
             history=history,
             negatives=negatives,
             augmentation=augmentation,
@@ -279,6 +304,8 @@ class DCKD(Method):
             upcycling_zoom_in=options.upcycling_zoom_in,
             upcycling_zoom_out=options.upcycling_zoom_out,
             generator=parts.generator("upcycling"),
+            contrastive_start_iters=options.contrastive_start_iters,
+            contrastive_ramp_iters=options.contrastive_ramp_iters,
         )
 
     # ------------------------------------------------------------------ forward
@@ -294,14 +321,16 @@ class DCKD(Method):
         needs_teacher = self.kd_weight or self.contrastive_weight or self.codebook_weight or self.lcr_weight
         teacher_clean = teacher_augmented = None
         if needs_teacher:
-            teacher_clean, teacher_augmented = teacher_outputs(self.teacher, batch, augmented)
+            with record_function("dckd.teacher"):
+                teacher_clean, teacher_augmented = teacher_outputs(self.teacher, batch, augmented)
 
         # Student, once, on [x] or [x, A(x)] (DUKD's student-side augmentation).
-        if student_side_lcr:
-            student_outputs = self.student(torch.cat([lq, augmented]))
-            output, student_augmented = student_outputs[:size], student_outputs[size:]
-        else:
-            output = self.student(lq)
+        with record_function("dckd.student"):
+            if student_side_lcr:
+                student_outputs = self.student(torch.cat([lq, augmented]))
+                output, student_augmented = student_outputs[:size], student_outputs[size:]
+            else:
+                output = self.student(lq)
 
         terms = self.reconstruction_terms(output, gt)
         if self.kd_weight:
@@ -310,38 +339,54 @@ class DCKD(Method):
             terms["lcr"] = self.lcr_weight * l1_loss(output, self.augmentation.invert(teacher_augmented, plan))
         if student_side_lcr:
             terms["lcr"] = self.lcr_weight * l1_loss(student_augmented, teacher_augmented)
-        if self.contrastive_weight or self.codebook_weight:
+        if (self.contrastive_weight and self.contrastive_factor()) or self.codebook_weight:
             terms.update(self._vqgan_terms(lq, output, teacher_clean))
         if self.upcycling_weight:
             terms["upcycling"] = self.upcycling_weight * self._upcycling(lq, gt)
         return result(terms, output)
 
+    def contrastive_factor(self) -> float:
+        """The schedule beyond the paper at this iteration: 0 (term off), a ramp, or 1 (the paper)."""
+        iteration = self.steps + 1
+        if iteration <= self.contrastive_start_iters:
+            return 0.0
+        if self.contrastive_ramp_iters:
+            return min(1.0, (iteration - self.contrastive_start_iters) / self.contrastive_ramp_iters)
+        return 1.0
+
     def _vqgan_terms(self, lq: Tensor, output: Tensor, teacher_clean: Tensor) -> dict[str, Tensor]:
         size = output.shape[0]
         full_pass = self.codebook_weight > 0
+        contrastive_weight = self.contrastive_weight * self.contrastive_factor()
         with torch.no_grad():
-            frozen_images = [teacher_clean]
-            if self.contrastive_weight:
-                frozen_images.append(self.history.network(self.negatives(lq)))  # (J*N, C, sH, sW)
-            frozen_batch = torch.cat(frozen_images)
+            negatives = None
+            if contrastive_weight:
+                with record_function("dckd.history"):
+                    negatives = self.history.network(self.negatives(lq))  # (J*N, C, sH, sW)
+            with record_function("dckd.vqgan_frozen"):
+                # One batched pass over [T(x), negatives]: the whole encoder when the codebook term needs the
+                # teacher's code distribution, else only up to the last feature level.
+                frozen_batch = teacher_clean if negatives is None else torch.cat([teacher_clean, negatives])
+                if full_pass:
+                    frozen_features, frozen_logits = self.vqgan.features_and_code_logits(frozen_batch)
+                    positions = frozen_logits.shape[0] * size // frozen_batch.shape[0]  # T(x)'s rows come first
+                    teacher_logits = frozen_logits[:positions]
+                else:
+                    frozen_features = self.vqgan.features(frozen_batch)
+                positive_features = [feature[:size] for feature in frozen_features]
+                negative_features = [feature[size:] for feature in frozen_features]
+        with record_function("dckd.vqgan_anchor"):
             if full_pass:
-                frozen_features, frozen_logits = self.vqgan.features_and_code_logits(frozen_batch)
+                anchor_features, student_logits = self.vqgan.features_and_code_logits(output)
             else:
-                frozen_features = self.vqgan.features(frozen_batch)
-        if full_pass:
-            anchor_features, student_logits = self.vqgan.features_and_code_logits(output)
-        else:
-            anchor_features = self.vqgan.features(output)
+                anchor_features = self.vqgan.features(output)
         terms = {}
-        if self.contrastive_weight:
-            positive = [feature[:size] for feature in frozen_features]
-            negatives = [feature[size:] for feature in frozen_features]
-            terms["contrastive"] = self.contrastive_weight * contrastive_ratio_loss(
-                anchor_features, positive, negatives, self.layer_weights
+        if contrastive_weight:
+            terms["contrastive"] = contrastive_weight * contrastive_ratio_loss(
+                anchor_features, positive_features, negative_features, self.layer_weights
             )
         if self.codebook_weight:
-            positions = student_logits.shape[0]  # N*h*w rows of the student; the teacher's are the first rows
-            teacher_probabilities = torch.softmax(frozen_logits[:positions], dim=-1)
+            teacher_probabilities = torch.softmax(teacher_logits, dim=-1)  # (N*h*w, K), rows as the student's
             terms["codebook"] = self.codebook_weight * codebook_cross_entropy(
                 torch.log_softmax(student_logits, dim=-1), teacher_probabilities, self.codebook_formula
             )
@@ -363,13 +408,14 @@ class DCKD(Method):
 
     # ------------------------------------------------------------------ schedule and state
     def after_step(self, iteration: int, student: nn.Module, ema: nn.Module | None) -> dict[str, float]:
+        self.steps = iteration
         return self.history.after_step(iteration, student, ema) if self.history is not None else {}
 
     def frozen_networks(self) -> dict[str, nn.Module]:
         return {"history": self.history.network} if self.history is not None else {}
 
     def state_dict(self) -> dict:
-        state = {"generator": self.generator.get_state()}
+        state = {"generator": self.generator.get_state(), "steps": self.steps}
         if self.history is not None:
             state["history"] = self.history.state_dict()
         if self.negatives is not None:
@@ -380,6 +426,7 @@ class DCKD(Method):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        self.steps = int(state.get("steps", 0))  # checkpoints of dckd 0.1 hold no count (their runs had no schedule)
         for name in ("history", "negatives", "augmentation"):
             part = getattr(self, name)
             if (part is None) != (name not in state):
