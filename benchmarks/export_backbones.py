@@ -27,7 +27,8 @@ from dckd.eval.profile import device_description
 from dckd.models.backbones import BACKBONES, PRESETS
 from dckd.models.backbones.nafnet import to_local
 
-TINY = {
+TINY = {  # also the configurations tests/test_export.py checks
+    # depths [2, 2]: the second block of each layer shifts its windows, so the shift mask is exported too
     "swinir": dict(
         upscale=2,
         in_chans=3,

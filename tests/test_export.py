@@ -6,6 +6,7 @@ give the eager outputs (bit-identical padding; NAFNet-TLC pooling within roundin
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -30,35 +31,18 @@ from dckd.models.backbones import BACKBONES
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-CONFIGS = {
-    # depths [2, 2]: the second block of each layer shifts its windows, so the shift mask is exported too
-    "swinir": dict(
-        upscale=2,
-        in_chans=3,
-        img_size=16,
-        window_size=4,
-        img_range=1.0,
-        depths=[2, 2],
-        embed_dim=12,
-        num_heads=[2, 2],
-        mlp_ratio=2,
-        upsampler="pixelshuffle",
-        resi_connection="1conv",
-        drop_path_rate=0.0,
-    ),
-    "rcan": dict(num_in_ch=3, num_out_ch=3, num_feat=16, num_group=2, num_block=2, upscale=2),
-    "edsr": dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, upscale=3),
-    "nafnet": dict(img_channel=3, width=8, middle_blk_num=1, enc_blk_nums=[1, 1, 1], dec_blk_nums=[1, 1, 1]),
-    "restormer": dict(
-        inp_channels=3,
-        out_channels=3,
-        dim=8,
-        num_blocks=[1, 1, 1, 1],
-        num_refinement_blocks=1,
-        heads=[1, 2, 4, 8],
-        ffn_expansion_factor=2.66,
-    ),
-}
+
+def _export_benchmark():
+    """benchmarks/export_backbones.py, whose tiny configurations the tests check (one list for both)."""
+    spec = importlib.util.spec_from_file_location(
+        "export_backbones", Path(__file__).resolve().parents[1] / "benchmarks" / "export_backbones.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CONFIGS = _export_benchmark().TINY
 TLC_TRAIN_SIZE = 16  # level-0 window 24: the checks include a 33x29 input, which takes the local branch
 
 
