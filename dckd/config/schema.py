@@ -263,7 +263,7 @@ class TrainConfig:
     keep_freed_host_memory: bool = False
     """Linux with glibc: memory the process frees stays in it instead of going back to the system, so large
     activations are not page-faulted in again at every iteration (``dckd.engine.host_memory``; measured on the
-    demo's CPU setting: a DCKD iteration 337 -> 271 ms, identical results). Process-wide, for the rest of the
+    demo's CPU setting: a DCKD iteration 294 -> 226 ms, identical results). Process-wide, for the rest of the
     process; an error on other systems."""
     compile: bool = False
     """``torch.compile`` the student's and frozen networks' forward passes."""

@@ -40,9 +40,9 @@ class VQGANSpace:
 
     def _chunks(self, images: Tensor) -> list[Tensor]:
         """Passes without gradients run on ``chunk_images`` images at a time (0: all at once). The result is the
-        same (every image is encoded on its own). On a 2-core CPU, chunks of 8 made the demo's frozen pass 1.5x
-        faster while freed memory went back to the system; with ``train.keep_freed_host_memory`` one pass is
-        faster again (79 vs 54 ms, benchmarks/demo_step.py), so the demo does not chunk."""
+        same (every image is encoded on its own). On a 2-core CPU, chunks of 8 made the demo's DCKD iteration
+        faster while freed memory went back to the system (265 vs 294 ms); with ``train.keep_freed_host_memory``
+        one pass is faster (226 vs 266 ms, benchmarks/demo_step.py), so the demo does not chunk."""
         if not self.chunk_images or torch.is_grad_enabled() or images.shape[0] <= self.chunk_images:
             return [images]
         return list(images.split(self.chunk_images))
